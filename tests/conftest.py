@@ -1,0 +1,50 @@
+"""Shared fixtures. Qt tests run offscreen."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tissue_inn.config import load_camera, load_tissue  # noqa: E402
+
+
+def fake_bands(x: torch.Tensor, n_bands: int = 8) -> torch.Tensor:
+    """A cheap smooth stand-in for the forward model (for tests of training/IO, not physics).
+
+    Depends on sao2 and top-layer vhb/a_mie only, like the real problem's informed parameters.
+    """
+    sao2, vhb, a_mie = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    k = torch.linspace(0, 1, n_bands, dtype=x.dtype)[None, :]
+    absorb = vhb * (3 + 4 * torch.sin(3 * k + 1) * sao2 + 2 * (1 - sao2) * torch.cos(5 * k))
+    return (0.5 * a_mie / (a_mie + 20) + 0.05) * torch.exp(-4 * absorb)
+
+
+def write_fake_dataset(path, n: int = 3000, seed: int = 0) -> None:
+    tissue = load_tissue("colon")
+    camera = load_camera("spectrocam8")
+    x = tissue.sample_prior(n, torch.Generator().manual_seed(seed))
+    y = fake_bands(x)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=x.numpy())
+        f.create_dataset("y", data=y.numpy().astype(np.float32))
+        f.attrs["parameter_names"] = json.dumps(list(tissue.parameter_names))
+        f.attrs["parameter_units"] = json.dumps(list(tissue.parameter_units))
+        f.attrs["band_centers_nm"] = np.asarray(camera.band_centers_nm)
+        f.attrs["tissue"] = json.dumps(tissue.to_dict())
+        f.attrs["camera"] = json.dumps(camera.to_dict())
+        f.attrs["solver"] = json.dumps({"fake": True})
+        f.attrs["seed"] = seed
+
+
+@pytest.fixture(scope="session")
+def fake_dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "fake.h5"
+    write_fake_dataset(path)
+    return path

@@ -1,0 +1,91 @@
+"""CLI commands beyond simulation: train, info, evaluate, infer (registered into :mod:`tissue_inn.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+from tissue_inn.cli import _drive, _register
+from tissue_inn.errors import ConfigError, TissueInnError
+
+__all__: list[str] = []
+
+
+# ----------------------------------------------------------------------------------------- train
+@_register("train", "train a posterior model (inn or cinn) on a simulated dataset", "_cmd_train")
+def _args_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="training dataset (HDF5 from 'simulate')")
+    p.add_argument("--family", choices=["inn", "cinn"], default=None, help="model family (default cinn)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to write (models/NAME)")
+    p.add_argument("--config", type=Path, help="TOML file with training settings (flags override it)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--iterations-per-epoch", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--n-blocks", type=int)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--clamp", type=float)
+    p.add_argument("--snr-min", type=float, help="lowest SNR of the training noise (default: the camera's)")
+    p.add_argument("--snr-max", type=float, help="highest SNR of the training noise")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--limit-samples", type=int, help="use only the first N samples")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from tissue_inn.io.bundle import save_bundle
+    from tissue_inn.training.trainer import TrainSettings, train
+
+    settings_d: dict = {}
+    if args.config:
+        try:
+            settings_d.update(tomllib.loads(args.config.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{args.config}: cannot read training settings ({exc})") from None
+    for flag in ("family", "epochs", "iterations_per_epoch", "batch_size", "lr", "n_blocks", "hidden", "clamp",
+                 "snr_min", "snr_max", "seed", "device", "threads", "limit_samples"):
+        v = getattr(args, flag)
+        if v is not None:
+            settings_d[flag] = v
+    settings = TrainSettings.from_dict(settings_d, where=str(args.config or "flags"))
+    if args.output.exists() and not args.force:
+        raise TissueInnError(f"{args.output} already exists; pass --force to replace it")
+    ckpt = args.output.with_name(args.output.name + ".checkpoint")
+    res = _drive(train(args.data, settings, checkpoint_dir=ckpt, resume=not args.no_resume),
+                 f"train {settings.family}", args.quiet, unit="epoch")
+    card = {"name": args.output.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    card.update(res.card_sections())
+    save_bundle(res.estimator, card, args.output, force=args.force)
+    import shutil
+
+    shutil.rmtree(ckpt, ignore_errors=True)
+    print(json.dumps({"output": str(args.output), "best_epoch": res.best_epoch,
+                      "best_val_loss": round(res.best_val_loss, 5), "seconds": round(res.seconds, 1)}))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- info
+@_register("info", "print a model bundle's card", "_cmd_info")
+def _args_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None, help="bundle folder or shipped model name (default model)")
+    p.add_argument("--json", action="store_true", help="print the raw card JSON")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from tissue_inn.io.bundle import format_card, load_bundle
+
+    _, card = load_bundle(args.model)
+    if args.json:
+        json.dump(card, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_card(card))
+    return 0

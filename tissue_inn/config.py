@@ -1,0 +1,489 @@
+"""Tissue and camera definitions: frozen dataclasses read from TOML files, with validation.
+
+A tissue definition (``resources/tissues/*.toml``) lists the layers (top first) and, per
+property, either a fixed number or a prior. Every property with a prior becomes a free
+parameter, named ``sao2`` / ``n`` (shared) or ``<property>_<k>`` for layer ``k = 1`` (top)...
+A camera definition (``resources/cameras/*.toml``) lists band centres and either a Gaussian
+FWHM or a tabulated filter curve per band.
+
+Example:
+    >>> tissue = load_tissue("colon")
+    >>> tissue.parameter_names[:5]
+    ('sao2', 'vhb_1', 'a_mie_1', 'g_1', 'd_1')
+    >>> len(tissue.parameter_names)
+    13
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tissue_inn.errors import ConfigError
+
+__all__ = [
+    "Prior",
+    "Parameter",
+    "LayerSpec",
+    "TissueModel",
+    "NoiseModel",
+    "Camera",
+    "load_tissue",
+    "load_camera",
+    "resources_dir",
+    "models_dir",
+    "LAYER_PROPERTIES",
+    "SHARED_PROPERTIES",
+    "UNITS",
+]
+
+#: Per-layer properties, in the order they appear in the parameter vector.
+LAYER_PROPERTIES = ("vhb", "a_mie", "b_mie", "g", "d", "n")
+#: Properties that may be shared by all layers (``n`` only when not given per layer).
+SHARED_PROPERTIES = ("sao2", "n")
+UNITS = {"sao2": "1", "vhb": "1", "a_mie": "1/cm", "b_mie": "1", "g": "1", "d": "um", "n": "1"}
+LABELS = {
+    "sao2": "oxygen saturation sO2",
+    "vhb": "blood volume fraction",
+    "a_mie": "reduced scattering amplitude at 500 nm",
+    "b_mie": "scattering power",
+    "g": "anisotropy",
+    "d": "thickness",
+    "n": "refractive index",
+}
+_VALID_RANGES = {
+    "sao2": (0.0, 1.0),
+    "vhb": (0.0, 1.0),
+    "a_mie": (0.0, math.inf),
+    "b_mie": (0.0, 10.0),
+    "g": (0.0, 0.99),
+    "d": (0.0, math.inf),
+    "n": (1.0, 3.0),
+}
+
+
+def _package_root() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def resources_dir() -> Path:
+    """The shipped data folder: ``tissue_inn/resources`` in a wheel, ``resources/`` in a checkout."""
+    for candidate in (_package_root() / "resources", _package_root().parent / "resources"):
+        if (candidate / "tissues").is_dir():
+            return candidate
+    raise ConfigError("cannot find the resources folder; reinstall tissue_inn (pip install .)")
+
+
+def models_dir() -> Path:
+    """The shipped model bundles: ``tissue_inn/models`` in a wheel, ``models/`` in a checkout."""
+    for candidate in (_package_root() / "models", _package_root().parent / "models"):
+        if candidate.is_dir():
+            return candidate
+    return _package_root().parent / "models"
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A one-dimensional prior: ``uniform(low, high)`` or ``truncnorm(mean, std, low, high)``."""
+
+    kind: str
+    low: float = -math.inf
+    high: float = math.inf
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("uniform", "truncnorm"):
+            raise ConfigError(f"prior kind {self.kind!r} unknown; use 'uniform' or 'truncnorm'")
+        if self.kind == "uniform" and not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ConfigError("a uniform prior needs finite 'low' and 'high'")
+        if not self.low < self.high:
+            raise ConfigError(f"prior needs low < high, got low={self.low}, high={self.high}")
+        if self.kind == "truncnorm" and not self.std > 0:
+            raise ConfigError(f"truncnorm prior needs std > 0, got {self.std}")
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Draw ``n`` values (float64) with the given generator."""
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        if self.kind == "uniform":
+            return self.low + (self.high - self.low) * u
+        # inverse-CDF sampling of the truncated normal
+        normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+        a = normal.cdf(torch.tensor((self.low - self.mean) / self.std, dtype=torch.float64))
+        b = normal.cdf(torch.tensor((self.high - self.mean) / self.std, dtype=torch.float64))
+        p = (a + (b - a) * u).clamp(1e-15, 1 - 1e-15)
+        x = self.mean + self.std * torch.special.ndtri(p)
+        return x.clamp(min=self.low, max=self.high)
+
+    def variance(self) -> float:
+        """Variance of the prior (used for posterior contraction)."""
+        if self.kind == "uniform":
+            return (self.high - self.low) ** 2 / 12.0
+        from scipy.stats import truncnorm
+
+        a, b = (self.low - self.mean) / self.std, (self.high - self.mean) / self.std
+        return float(truncnorm.var(a, b, loc=self.mean, scale=self.std))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"prior": self.kind}
+        if self.kind == "truncnorm":
+            d.update(mean=self.mean, std=self.std)
+        if math.isfinite(self.low):
+            d["low"] = self.low
+        if math.isfinite(self.high):
+            d["high"] = self.high
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "") -> Prior:
+        if not isinstance(d, dict) or "prior" not in d:
+            raise ConfigError(f"{where}: expected a number or a table with 'prior', got {d!r}")
+        unknown = set(d) - {"prior", "low", "high", "mean", "std"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown prior keys {sorted(unknown)}")
+        try:
+            kind = str(d["prior"])
+            low = float(d.get("low", -math.inf))
+            high = float(d.get("high", math.inf))
+            if kind == "truncnorm" and ("mean" not in d or "std" not in d):
+                raise ConfigError(f"{where}: truncnorm prior needs 'mean' and 'std'")
+            return cls(kind=kind, low=low, high=high, mean=float(d.get("mean", 0.0)), std=float(d.get("std", 1.0)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A free parameter: name, unit, human label, layer (0 = shared) and prior."""
+
+    name: str
+    unit: str
+    label: str
+    layer: int
+    prior: Prior
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: each property is a fixed float or the name of a free parameter."""
+
+    properties: dict[str, float | str]
+
+
+@dataclass(frozen=True)
+class TissueModel:
+    """A layered tissue definition (see module docstring)."""
+
+    name: str
+    description: str
+    reference: str
+    c_hb_g_per_l: float
+    hb_molar_mass_g_per_mol: float
+    n_above: float
+    n_below: float
+    shared: dict[str, float | str]
+    layers: tuple[LayerSpec, ...]
+    parameters: tuple[Parameter, ...]
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def parameter_units(self) -> tuple[str, ...]:
+        return tuple(p.unit for p in self.parameters)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def prior_bounds(self) -> np.ndarray:
+        """``[D, 2]`` array of (low, high) per parameter (may hold ±inf)."""
+        return np.array([p.prior.bounds for p in self.parameters], dtype=np.float64)
+
+    def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n, D]`` float64 draws from the prior, parameter by parameter in order."""
+        return torch.stack([p.prior.sample(n, generator) for p in self.parameters], dim=1)
+
+    def layer_values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Map a parameter batch ``x [N, D]`` to per-layer properties ``[N, L]`` (``sao2``, ``n``: ``[N]``).
+
+        Thickness is returned as ``d_um``; refractive index per layer as ``n_layers``.
+        """
+        index = {name: i for i, name in enumerate(self.parameter_names)}
+        n_batch = x.shape[0]
+
+        def value(spec: float | str) -> torch.Tensor:
+            if isinstance(spec, str):
+                return x[:, index[spec]]
+            return torch.full((n_batch,), float(spec), dtype=x.dtype, device=x.device)
+
+        out: dict[str, torch.Tensor] = {"sao2": value(self.shared["sao2"])}
+        for prop in ("vhb", "a_mie", "b_mie", "g", "d"):
+            out[prop if prop != "d" else "d_um"] = torch.stack([value(layer.properties[prop]) for layer in self.layers], 1)
+        if "n" in self.shared:
+            out["n_layers"] = value(self.shared["n"])[:, None].expand(n_batch, self.n_layers)
+        else:
+            out["n_layers"] = torch.stack([value(layer.properties["n"]) for layer in self.layers], 1)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML content as a JSON-able dict (round-trips through :meth:`from_dict`)."""
+        return json.loads(json.dumps(self.raw))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> TissueModel:
+        return _parse_tissue(raw, source)
+
+
+def _parse_value(value: Any, name: str, where: str) -> float | Prior:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: '{name}' must be a number or a prior table, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    return Prior.from_dict(value, f"{where}: '{name}'")
+
+
+def _check_range(prop: str, val: float | Prior, where: str) -> None:
+    lo, hi = _VALID_RANGES[prop]
+    if isinstance(val, float):
+        if not (lo <= val <= hi):
+            raise ConfigError(f"{where}: '{prop}' = {val} is outside the physical range [{lo}, {hi}]")
+    else:
+        if val.low < lo or val.high > hi:
+            raise ConfigError(
+                f"{where}: prior of '{prop}' [{val.low}, {val.high}] leaves the physical range [{lo}, {hi}]"
+            )
+
+
+def _parse_tissue(raw: dict[str, Any], source: str) -> TissueModel:
+    where = source
+    known_top = {"name", "description", "reference", "constants", "shared", "layers"}
+    unknown = set(raw) - known_top
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known_top)}")
+    for key in ("name", "constants", "shared", "layers"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing required key '{key}'")
+    consts = raw["constants"]
+    needed = ("c_hb_g_per_l", "hb_molar_mass_g_per_mol", "n_above", "n_below")
+    for key in needed:
+        if key not in consts:
+            raise ConfigError(f"{where}: [constants] is missing '{key}'")
+        if not isinstance(consts[key], int | float) or consts[key] <= 0:
+            raise ConfigError(f"{where}: [constants] '{key}' must be a positive number, got {consts[key]!r}")
+    shared_raw = raw["shared"]
+    if "sao2" not in shared_raw:
+        raise ConfigError(f"{where}: [shared] needs 'sao2' (a number or a prior)")
+    unknown = set(shared_raw) - set(SHARED_PROPERTIES)
+    if unknown:
+        raise ConfigError(f"{where}: [shared] unknown key(s) {sorted(unknown)}; allowed: {list(SHARED_PROPERTIES)}")
+    layers_raw = raw["layers"]
+    if not isinstance(layers_raw, list) or not layers_raw:
+        raise ConfigError(f"{where}: 'layers' must be a non-empty array of tables ([[layers]])")
+
+    parameters: list[Parameter] = []
+    shared: dict[str, float | str] = {}
+    for prop in SHARED_PROPERTIES:
+        if prop not in shared_raw:
+            continue
+        val = _parse_value(shared_raw[prop], prop, f"{where} [shared]")
+        _check_range(prop, val, f"{where} [shared]")
+        if isinstance(val, Prior):
+            shared[prop] = prop
+            parameters.append(Parameter(prop, UNITS[prop], LABELS[prop], 0, val))
+        else:
+            shared[prop] = val
+    layers: list[LayerSpec] = []
+    for k, layer_raw in enumerate(layers_raw, start=1):
+        lw = f"{where} layer {k}"
+        if not isinstance(layer_raw, dict):
+            raise ConfigError(f"{lw}: expected a table")
+        unknown = set(layer_raw) - set(LAYER_PROPERTIES)
+        if unknown:
+            raise ConfigError(f"{lw}: unknown key(s) {sorted(unknown)}; allowed: {list(LAYER_PROPERTIES)}")
+        props: dict[str, float | str] = {}
+        for prop in LAYER_PROPERTIES:
+            if prop == "n" and "n" in shared:
+                if prop in layer_raw:
+                    raise ConfigError(f"{lw}: 'n' is given in [shared]; do not repeat it per layer")
+                continue
+            if prop not in layer_raw:
+                raise ConfigError(f"{lw}: missing '{prop}'")
+            val = _parse_value(layer_raw[prop], prop, lw)
+            _check_range(prop, val, lw)
+            if isinstance(val, Prior):
+                pname = f"{prop}_{k}"
+                props[prop] = pname
+                parameters.append(Parameter(pname, UNITS[prop], f"{LABELS[prop]} (layer {k})", k, val))
+            else:
+                props[prop] = val
+        layers.append(LayerSpec(props))
+    # canonical order: shared first, then per layer in LAYER_PROPERTIES order
+    if not parameters:
+        raise ConfigError(f"{where}: no free parameters (give at least one prior)")
+    return TissueModel(
+        name=str(raw["name"]),
+        description=str(raw.get("description", "")),
+        reference=str(raw.get("reference", "")),
+        c_hb_g_per_l=float(consts["c_hb_g_per_l"]),
+        hb_molar_mass_g_per_mol=float(consts["hb_molar_mass_g_per_mol"]),
+        n_above=float(consts["n_above"]),
+        n_below=float(consts["n_below"]),
+        shared=shared,
+        layers=tuple(layers),
+        parameters=tuple(parameters),
+        source=source,
+        raw=raw,
+    )
+
+
+def _resolve(kind: str, name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"{kind} definition {p} not found")
+        return p
+    candidate = resources_dir() / f"{kind}s" / f"{name_or_path}.toml"
+    if not candidate.is_file():
+        shipped = sorted(f.stem for f in (resources_dir() / f"{kind}s").glob("*.toml"))
+        raise ConfigError(f"unknown {kind} {str(name_or_path)!r}; shipped: {shipped}, or give a path to a .toml file")
+    return candidate
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_tissue(name_or_path: str | Path) -> TissueModel:
+    """Load a shipped tissue by name (``colon``, ``generic``) or a TOML file by path."""
+    path = _resolve("tissue", name_or_path)
+    return _parse_tissue(_read_toml(path), str(path))
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Camera noise: multiplicative Gaussian, sigma = R / SNR, SNR log-uniform in [snr_min, snr_max]."""
+
+    snr_min: float = 10.0
+    snr_max: float = 50.0
+    clip_min: float = 1e-5
+    clip_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.snr_min <= self.snr_max):
+            raise ConfigError(f"noise: need 0 < snr_min <= snr_max, got {self.snr_min}, {self.snr_max}")
+
+    def apply(self, y: torch.Tensor, generator: torch.Generator | None = None, snr: float | None = None) -> torch.Tensor:
+        """Noisy copy of band reflectances ``y [N, B]``; a fixed ``snr`` overrides the range."""
+        n = y.shape[0]
+        if snr is None:
+            u = torch.rand(n, 1, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
+            log_snr = math.log(self.snr_min) + u * (math.log(self.snr_max) - math.log(self.snr_min))
+            snr_t = torch.exp(log_snr)
+        else:
+            snr_t = torch.full((n, 1), float(snr), dtype=y.dtype, device=y.device)
+        eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
+        return (y * (1.0 + eps / snr_t)).clamp(self.clip_min, self.clip_max)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Band definitions of a multispectral camera.
+
+    Either ``fwhm_nm`` (Gaussian bands) or ``filter_wavelengths_nm`` + ``filter_transmission``
+    (``[B, K]`` tabulated curves) is given.
+    """
+
+    name: str
+    description: str
+    band_centers_nm: tuple[float, ...]
+    fwhm_nm: float | None = None
+    filter_wavelengths_nm: tuple[float, ...] | None = None
+    filter_transmission: tuple[tuple[float, ...], ...] | None = None
+    noise: NoiseModel = field(default_factory=NoiseModel)
+    source: str = ""
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.band_centers_nm)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> Camera:
+        return _parse_camera(raw, source)
+
+
+def _parse_camera(raw: dict[str, Any], source: str) -> Camera:
+    where = source
+    allowed = {"name", "description", "band_centers_nm", "fwhm_nm", "filter_wavelengths_nm", "filter_transmission",
+               "noise"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if "name" not in raw or "band_centers_nm" not in raw:
+        raise ConfigError(f"{where}: a camera needs 'name' and 'band_centers_nm'")
+    centers = raw["band_centers_nm"]
+    if not isinstance(centers, list | tuple) or not centers or not all(isinstance(c, int | float) for c in centers):
+        raise ConfigError(f"{where}: 'band_centers_nm' must be a non-empty list of numbers")
+    centers_t = tuple(float(c) for c in centers)
+    if any(c < 400 or c > 1000 for c in centers_t):
+        raise ConfigError(f"{where}: band centres must lie in 400-1000 nm (haemoglobin table range), got {centers_t}")
+    fwhm = raw.get("fwhm_nm")
+    fw = raw.get("filter_wavelengths_nm")
+    ft = raw.get("filter_transmission")
+    if (fwhm is None) == (fw is None):
+        raise ConfigError(f"{where}: give either 'fwhm_nm' (Gaussian bands) or 'filter_wavelengths_nm' + "
+                          "'filter_transmission' (tabulated curves)")
+    if fwhm is not None and (not isinstance(fwhm, int | float) or fwhm <= 0):
+        raise ConfigError(f"{where}: 'fwhm_nm' must be a positive number, got {fwhm!r}")
+    if fw is not None:
+        if ft is None or len(ft) != len(centers_t) or any(len(row) != len(fw) for row in ft):
+            raise ConfigError(f"{where}: 'filter_transmission' needs one row per band, each as long as "
+                              "'filter_wavelengths_nm'")
+        if any(v < 0 for row in ft for v in row) or any(sum(row) <= 0 for row in ft):
+            raise ConfigError(f"{where}: filter transmissions must be non-negative and not all zero")
+    noise_raw = raw.get("noise", {})
+    try:
+        noise = NoiseModel(**{k: float(v) for k, v in noise_raw.items()})
+    except TypeError as exc:
+        raise ConfigError(f"{where}: [noise] {exc}") from None
+    return Camera(
+        name=str(raw["name"]),
+        description=str(raw.get("description", "")),
+        band_centers_nm=centers_t,
+        fwhm_nm=float(fwhm) if fwhm is not None else None,
+        filter_wavelengths_nm=tuple(float(v) for v in fw) if fw is not None else None,
+        filter_transmission=tuple(tuple(float(v) for v in row) for row in ft) if ft is not None else None,
+        noise=noise,
+        source=source,
+    )
+
+
+def load_camera(name_or_path: str | Path) -> Camera:
+    """Load a shipped camera by name (``spectrocam8``) or a TOML file by path."""
+    path = _resolve("camera", name_or_path)
+    return _parse_camera(_read_toml(path), str(path))

@@ -1,0 +1,109 @@
+"""Preprocessing that travels with a model: bounded-parameter transforms, spectrum features, standardisation.
+
+Parameters: a parameter with a prior bounded on both sides is mapped to the logit of its position
+inside the prior interval, one bounded below only to ``log(x - low)``; the network works in that
+unbounded space, standardised, so every posterior sample mapped back lies inside the prior's support
+(SCIENCE.md §6b lesson 2).
+
+Spectra: ``features(y) = log(y) - mean_b log(y)`` (``normalization="geometric_mean"``: the log of
+each band over the geometric mean of the bands, invariant to an unknown illumination scale) or
+``log(y)`` (``"none"``), then standardised. All statistics are registered buffers, saved in the
+model's safetensors file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["BoundedTransform", "SpectrumFeatures", "Standardizer"]
+
+_EPS = 1e-6
+
+
+class BoundedTransform(nn.Module):
+    """Physical parameters ↔ unbounded coordinates, per column.
+
+    Args:
+        low, high: ``[D]`` prior bounds (``-inf``/``inf`` where unbounded).
+    """
+
+    def __init__(self, low: list[float], high: list[float]) -> None:
+        super().__init__()
+        low_t = torch.tensor(low, dtype=torch.float64)
+        high_t = torch.tensor(high, dtype=torch.float64)
+        if low_t.shape != high_t.shape or low_t.ndim != 1:
+            raise ValueError("low and high must be 1-D of equal length")
+        self.register_buffer("low", low_t)
+        self.register_buffer("high", high_t)
+        self.register_buffer("both", torch.isfinite(low_t) & torch.isfinite(high_t))
+        self.register_buffer("lower_only", torch.isfinite(low_t) & ~torch.isfinite(high_t))
+
+    def _finite(self, t: torch.Tensor, fill: float, like: torch.Tensor) -> torch.Tensor:
+        return torch.where(torch.isfinite(t), t, torch.full_like(t, fill)).to(like.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical → unbounded."""
+        low = self._finite(self.low, 0.0, x)
+        high = self._finite(self.high, 1.0, x)
+        span = high - low
+        p = ((x - low) / span).clamp(_EPS, 1 - _EPS)
+        logit = torch.log(p) - torch.log1p(-p)
+        logx = torch.log((x - low).clamp_min(_EPS))
+        return torch.where(self.both, logit, torch.where(self.lower_only, logx, x))
+
+    def inverse(self, u: torch.Tensor) -> torch.Tensor:
+        """Unbounded → physical (always inside the bounds)."""
+        low = self._finite(self.low, 0.0, u)
+        high = self._finite(self.high, 1.0, u)
+        span = high - low
+        # clamp in unbounded space so exp/sigmoid never overflow to the bound itself
+        both = low + span * torch.sigmoid(u)
+        lower = low + torch.exp(u.clamp(max=60.0))
+        return torch.where(self.both, both, torch.where(self.lower_only, lower, u))
+
+
+class SpectrumFeatures(nn.Module):
+    """Band reflectances ``[N, B]`` → scale-free log features ``[N, B]``."""
+
+    def __init__(self, n_bands: int, normalization: str = "geometric_mean") -> None:
+        super().__init__()
+        if normalization not in ("geometric_mean", "none"):
+            raise ValueError(f"normalization {normalization!r}: use 'geometric_mean' or 'none'")
+        self.n_bands = n_bands
+        self.normalization = normalization
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if y.shape[-1] != self.n_bands:
+            raise ValueError(f"spectrum has {y.shape[-1]} bands, the model expects {self.n_bands}")
+        log_y = torch.log(y.clamp_min(1e-6))
+        if self.normalization == "geometric_mean":
+            log_y = log_y - log_y.mean(dim=-1, keepdim=True)
+        return log_y
+
+
+class Standardizer(nn.Module):
+    """``(v - mean) / std`` with statistics fitted once and stored as buffers."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("std", torch.ones(dim, dtype=torch.float64))
+
+    @torch.no_grad()
+    def fit(self, v: torch.Tensor) -> Standardizer:
+        self.mean.copy_(v.mean(0).to(self.mean))
+        self.std.copy_(v.std(0).clamp_min(1e-6).to(self.std))
+        return self
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return (v - self.mean.to(v.dtype)) / self.std.to(v.dtype)
+
+    def inverse(self, s: torch.Tensor) -> torch.Tensor:
+        return s * self.std.to(s.dtype) + self.mean.to(s.dtype)
+
+
+def logit_bounds_ok(low: float, high: float) -> bool:
+    return math.isfinite(low) and math.isfinite(high) and high > low

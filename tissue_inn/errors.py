@@ -1,0 +1,39 @@
+"""User-facing errors. Each message names the problem and says what to do about it."""
+
+__all__ = [
+    "TissueInnError",
+    "ConfigError",
+    "DataFileError",
+    "BandMismatchError",
+    "ModelBundleError",
+    "OutputExistsError",
+    "Cancelled",
+]
+
+
+class TissueInnError(Exception):
+    """Base class of every error the CLI/GUI reports as a one-line message."""
+
+
+class ConfigError(TissueInnError, ValueError):
+    """A tissue, camera or settings definition is malformed."""
+
+
+class DataFileError(TissueInnError, ValueError):
+    """An input data file (dataset, cube, reference frame) is unreadable or inconsistent."""
+
+
+class BandMismatchError(TissueInnError, ValueError):
+    """A measurement's bands do not match the model's bands."""
+
+
+class ModelBundleError(TissueInnError, ValueError):
+    """A model bundle is missing files, malformed, or its weights do not match its card."""
+
+
+class OutputExistsError(TissueInnError, FileExistsError):
+    """The output exists and ``force`` was not given."""
+
+
+class Cancelled(TissueInnError):
+    """Long work stopped on request (``should_stop`` returned True)."""

@@ -1,0 +1,363 @@
+"""Invertible building blocks: affine coupling blocks, activation normalisation, fixed permutations.
+
+Every block follows one contract (after FrEIA's, without its ``jac`` flag)::
+
+    out, log_jac = block(x, c=None, rev=False)
+
+``x`` has shape ``[batch, dim]``; ``c`` (conditioning, only used where ``cond_dim > 0``) has shape
+``[batch, cond_dim]``; ``log_jac`` has shape ``[batch]`` and is log|det ∂out/∂x| of the map that was
+actually run, so the forward and reverse log-dets of the same point cancel.
+
+Notation (Ardizzone et al., ICLR 2019, eq. 1–2): the input is split into ``u1`` (first ``dim // 2``
+entries) and ``u2`` (the rest); ``s`` is a log-scale, ``t`` a shift, both predicted by subnets.
+
+Soft clamping. The published code bounds every log-scale by ``s ↦ clamp · 0.636 · atan(s / clamp)``.
+We use the exact constant ``2/π ≈ 0.6366`` instead of 0.636, so the range is exactly
+``(−clamp, clamp)``; the slope at s = 0 is 2/π whatever the clamp (the subnet absorbs that constant).
+SCIENCE.md §5 writes the argument as ``atan(s)``; we divide by ``clamp`` as the authors' FrEIA code
+does, so the clamp bounds large values without compressing small ones more for a larger clamp.
+
+Randomness: subnet weights are initialised from an explicit ``torch.Generator`` (see
+:func:`mlp_constructor`); permutations are drawn from a seeded generator. The global RNG is never used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "MLP",
+    "ActNorm",
+    "FixedPermutation",
+    "GLOWCoupling",
+    "RealNVPCoupling",
+    "SubnetConstructor",
+    "mlp_constructor",
+    "soft_clamp",
+]
+
+SubnetConstructor = Callable[[int, int], nn.Module]
+"""A callable ``(in_features, out_features) -> nn.Module`` building one coupling subnet."""
+
+_TWO_OVER_PI = 2.0 / math.pi
+
+
+def soft_clamp(s: Tensor, clamp: float) -> Tensor:
+    """Bound a log-scale smoothly to ``(−clamp, clamp)``: ``clamp · (2/π) · atan(s / clamp)``.
+
+    Args:
+        s: unbounded log-scales.
+        clamp: bound; ``clamp <= 0`` disables clamping.
+
+    Returns:
+        Tensor of the same shape as ``s``.
+
+    Example:
+        >>> float(soft_clamp(torch.tensor(1e6), 2.0)) < 2.0
+        True
+    """
+    if clamp <= 0:
+        return s
+    return clamp * _TWO_OVER_PI * torch.atan(s / clamp)
+
+
+class MLP(nn.Sequential):
+    """Fully connected ReLU network used as a coupling subnet.
+
+    ``n_hidden_layers`` hidden layers of width ``hidden``; the last (output) layer is initialised to
+    zero so that a coupling block built from such subnets starts as the identity map.
+
+    Args:
+        in_features: input width.
+        out_features: output width.
+        hidden: width of each hidden layer.
+        n_hidden_layers: number of hidden layers (≥ 1).
+        generator: source of randomness for the weight initialisation (the global RNG is never used;
+            ``None`` uses a fresh generator seeded with 0).
+        zero_last: initialise the output layer to zero.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: int = 128,
+        n_hidden_layers: int = 3,
+        generator: torch.Generator | None = None,
+        zero_last: bool = True,
+    ) -> None:
+        if n_hidden_layers < 1:
+            raise ValueError(f"MLP needs at least one hidden layer, got n_hidden_layers={n_hidden_layers}")
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        widths = [in_features] + [hidden] * n_hidden_layers + [out_features]
+        layers: list[nn.Module] = []
+        for k in range(len(widths) - 1):
+            # skip_init builds the layer without touching the global RNG; we initialise it ourselves.
+            linear = torch.nn.utils.skip_init(nn.Linear, widths[k], widths[k + 1])
+            is_last = k == len(widths) - 2
+            if is_last and zero_last:
+                nn.init.zeros_(linear.weight)
+                nn.init.zeros_(linear.bias)
+            else:
+                # Same distribution as PyTorch's default for nn.Linear: U(−1/√fan_in, 1/√fan_in).
+                bound = 1.0 / math.sqrt(widths[k])
+                with torch.no_grad():
+                    linear.weight.uniform_(-bound, bound, generator=generator)
+                    linear.bias.uniform_(-bound, bound, generator=generator)
+            layers.append(linear)
+            if not is_last:
+                layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+def mlp_constructor(hidden: int = 128, n_hidden_layers: int = 3, seed: int = 0) -> SubnetConstructor:
+    """Return a subnet constructor building :class:`MLP` subnets from one seeded generator.
+
+    Successive calls of the returned constructor draw from the same generator, so the subnets of a
+    network differ from each other but the whole network is reproducible from ``seed``.
+
+    Args:
+        hidden: hidden width.
+        n_hidden_layers: number of hidden layers.
+        seed: seed of the initialisation generator.
+
+    Returns:
+        ``(in_features, out_features) -> MLP``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def construct(in_features: int, out_features: int) -> nn.Module:
+        return MLP(in_features, out_features, hidden=hidden, n_hidden_layers=n_hidden_layers, generator=generator)
+
+    return construct
+
+
+def _check_input(x: Tensor, dim: int, c: Tensor | None, cond_dim: int, name: str) -> None:
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} expects x of shape [batch, {dim}], got {tuple(x.shape)}")
+    if cond_dim > 0:
+        if c is None:
+            raise ValueError(f"{name} was built with cond_dim={cond_dim} and needs c of shape [batch, {cond_dim}]")
+        if c.ndim != 2 or c.shape[0] != x.shape[0] or c.shape[1] != cond_dim:
+            raise ValueError(
+                f"{name} expects c of shape [{x.shape[0]}, {cond_dim}] (one row per row of x), got {tuple(c.shape)}"
+            )
+
+
+def _with_cond(u: Tensor, c: Tensor | None, cond_dim: int) -> Tensor:
+    return torch.cat([u, c], dim=1) if cond_dim > 0 else u
+
+
+class _TwoSidedCoupling(nn.Module):
+    """Shared logic of the two-coupling affine blocks; subclasses define ``_scale_shift``."""
+
+    def __init__(self, dim: int, clamp: float, cond_dim: int) -> None:
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"a coupling block needs dim >= 2 to split its input, got dim={dim}")
+        if cond_dim < 0:
+            raise ValueError(f"cond_dim must be >= 0, got {cond_dim}")
+        self.dim = int(dim)
+        self.len1 = self.dim // 2
+        self.len2 = self.dim - self.len1
+        self.clamp = float(clamp)
+        self.cond_dim = int(cond_dim)
+
+    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> tuple[Tensor, Tensor]:
+        """Run the block.
+
+        Forward:  v1 = u1 ⊙ exp(s2(u2)) + t2(u2);  v2 = u2 ⊙ exp(s1(v1)) + t1(v1).
+        Reverse:  u2 = (v2 − t1(v1)) ⊙ exp(−s1(v1));  u1 = (v1 − t2(u2)) ⊙ exp(−s2(u2)).
+        Subnets see ``[argument, c]`` when the block is conditional.
+
+        Args:
+            x: ``[batch, dim]``.
+            c: ``[batch, cond_dim]`` or None.
+            rev: run the inverse map.
+
+        Returns:
+            ``(out [batch, dim], log_jac [batch])``.
+        """
+        _check_input(x, self.dim, c, self.cond_dim, type(self).__name__)
+        a, b = x[:, : self.len1], x[:, self.len1 :]
+        if not rev:
+            s2, t2 = self._scale_shift(2, _with_cond(b, c, self.cond_dim))
+            v1 = a * torch.exp(s2) + t2
+            s1, t1 = self._scale_shift(1, _with_cond(v1, c, self.cond_dim))
+            v2 = b * torch.exp(s1) + t1
+            return torch.cat([v1, v2], dim=1), s1.sum(dim=1) + s2.sum(dim=1)
+        v1, v2 = a, b
+        s1, t1 = self._scale_shift(1, _with_cond(v1, c, self.cond_dim))
+        u2 = (v2 - t1) * torch.exp(-s1)
+        s2, t2 = self._scale_shift(2, _with_cond(u2, c, self.cond_dim))
+        u1 = (v1 - t2) * torch.exp(-s2)
+        return torch.cat([u1, u2], dim=1), -(s1.sum(dim=1) + s2.sum(dim=1))
+
+
+class RealNVPCoupling(_TwoSidedCoupling):
+    """The paper's coupling block: two affine couplings, separate subnets for scale and shift.
+
+    Subnets ``s1, t1: len1 (+cond) → len2`` transform the second half given the (new) first half;
+    ``s2, t2: len2 (+cond) → len1`` transform the first half given the second.
+
+    Args:
+        dim: width of the input.
+        subnet_constructor: ``(in, out) -> nn.Module``; default :func:`mlp_constructor` ``()``.
+        clamp: soft bound of the log-scales (see :func:`soft_clamp`).
+        cond_dim: width of the conditioning input (0: unconditional).
+
+    Example:
+        >>> block = RealNVPCoupling(4)
+        >>> x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+        >>> out, log_jac = block(x)
+        >>> bool(torch.allclose(block(out, rev=True)[0], x))
+        True
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        subnet_constructor: SubnetConstructor | None = None,
+        clamp: float = 2.0,
+        cond_dim: int = 0,
+    ) -> None:
+        super().__init__(dim, clamp, cond_dim)
+        construct = subnet_constructor if subnet_constructor is not None else mlp_constructor()
+        self.s1 = construct(self.len1 + self.cond_dim, self.len2)
+        self.t1 = construct(self.len1 + self.cond_dim, self.len2)
+        self.s2 = construct(self.len2 + self.cond_dim, self.len1)
+        self.t2 = construct(self.len2 + self.cond_dim, self.len1)
+
+    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
+        if which == 1:
+            return soft_clamp(self.s1(u), self.clamp), self.t1(u)
+        return soft_clamp(self.s2(u), self.clamp), self.t2(u)
+
+
+class GLOWCoupling(_TwoSidedCoupling):
+    """Two affine couplings, one subnet per half predicting both scale and shift (GLOW style).
+
+    Args:
+        dim: width of the input.
+        subnet_constructor: ``(in, out) -> nn.Module``; the subnet outputs ``[s, t]`` (2× the width
+            of the half it transforms).
+        clamp: soft bound of the log-scales.
+        cond_dim: width of the conditioning input (0: unconditional).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        subnet_constructor: SubnetConstructor | None = None,
+        clamp: float = 2.0,
+        cond_dim: int = 0,
+    ) -> None:
+        super().__init__(dim, clamp, cond_dim)
+        construct = subnet_constructor if subnet_constructor is not None else mlp_constructor()
+        self.subnet1 = construct(self.len1 + self.cond_dim, 2 * self.len2)
+        self.subnet2 = construct(self.len2 + self.cond_dim, 2 * self.len1)
+
+    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
+        if which == 1:
+            s, t = self.subnet1(u).chunk(2, dim=1)
+        else:
+            s, t = self.subnet2(u).chunk(2, dim=1)
+        return soft_clamp(s, self.clamp), t
+
+
+class ActNorm(nn.Module):
+    """Per-feature affine normalisation ``out = (x + bias) ⊙ exp(log_scale)`` (Kingma & Dhariwal 2018).
+
+    With ``data_init=True`` the first forward (not reverse) call in training mode sets ``bias`` and
+    ``log_scale`` so that this batch leaves the layer with zero mean and unit variance. Whether that
+    has happened is recorded in the buffer ``initialized`` (part of the state_dict), so a loaded model
+    is never re-initialised.
+
+    Args:
+        dim: width of the input.
+        data_init: enable the data-dependent initialisation.
+        cond_dim: accepted for interface uniformity; ActNorm ignores ``c``.
+    """
+
+    def __init__(self, dim: int, data_init: bool = False, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.dim = int(dim)
+        self.cond_dim = int(cond_dim)
+        self.data_init = bool(data_init)
+        self.log_scale = nn.Parameter(torch.zeros(self.dim))
+        self.bias = nn.Parameter(torch.zeros(self.dim))
+        self.register_buffer("initialized", torch.tensor(not self.data_init))
+
+    @torch.no_grad()
+    def _initialise_from(self, x: Tensor) -> None:
+        mean = x.mean(dim=0)
+        std = x.std(dim=0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(mean)
+        self.bias.copy_(-mean)
+        self.log_scale.copy_(-torch.log(std.clamp_min(1e-6)))
+        self.initialized.fill_(True)
+
+    def forward(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> tuple[Tensor, Tensor]:
+        """Run the layer.
+
+        Args:
+            x: ``[batch, dim]``.
+            c: ignored.
+            rev: run the inverse map ``x = out ⊙ exp(−log_scale) − bias``.
+
+        Returns:
+            ``(out, log_jac [batch])``.
+        """
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"ActNorm expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
+        if not rev and self.training and not bool(self.initialized):
+            self._initialise_from(x)
+        log_jac = self.log_scale.sum().expand(x.shape[0])
+        if not rev:
+            return (x + self.bias) * torch.exp(self.log_scale), log_jac
+        return x * torch.exp(-self.log_scale) - self.bias, -log_jac
+
+
+class FixedPermutation(nn.Module):
+    """A fixed random permutation of the features, drawn once from a seeded generator.
+
+    The permutation and its inverse are buffers ``perm`` and ``inverse_perm`` (saved in the
+    state_dict, never trained). log|det J| = 0.
+
+    Args:
+        dim: width of the input.
+        seed: seed of the ``torch.Generator`` that draws the permutation.
+        cond_dim: accepted for interface uniformity; ignored.
+    """
+
+    def __init__(self, dim: int, seed: int = 0, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.dim = int(dim)
+        self.cond_dim = int(cond_dim)
+        generator = torch.Generator().manual_seed(int(seed))
+        perm = torch.randperm(self.dim, generator=generator)
+        self.register_buffer("perm", perm)
+        self.register_buffer("inverse_perm", torch.argsort(perm))
+
+    def forward(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> tuple[Tensor, Tensor]:
+        """Permute (or un-permute) the features.
+
+        Args:
+            x: ``[batch, dim]``.
+            c: ignored.
+            rev: apply the inverse permutation.
+
+        Returns:
+            ``(out, zeros [batch])``.
+        """
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"FixedPermutation expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
+        index = self.inverse_perm if rev else self.perm
+        return x[:, index], x.new_zeros(x.shape[0])

@@ -1,0 +1,150 @@
+"""A sequence of invertible blocks, rebuildable from a plain JSON configuration.
+
+Per block ``k`` (the paper's layout, Ardizzone et al. 2019, §5 of SCIENCE.md)::
+
+    [ActNorm]  →  coupling (RealNVP or GLOW)  →  FixedPermutation(seed + k)
+
+The forward pass runs the blocks in order and sums their log|det J|; the reverse pass runs their
+inverses in reverse order and returns the log-det of the inverse map (the negative of the forward one
+at the corresponding point).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import Tensor, nn
+
+from tissue_inn.errors import ConfigError
+from tissue_inn.inn.coupling import ActNorm, FixedPermutation, GLOWCoupling, RealNVPCoupling, mlp_constructor
+
+__all__ = ["BLOCK_TYPES", "InvertibleSequence"]
+
+BLOCK_TYPES: dict[str, type[nn.Module]] = {"realnvp": RealNVPCoupling, "glow": GLOWCoupling}
+"""Coupling block classes by their configuration name."""
+
+
+class InvertibleSequence(nn.Module):
+    """Stack of coupling blocks with fixed permutations (and optional ActNorm).
+
+    All constructor arguments are plain JSON values so the network can be rebuilt from a model card:
+    ``InvertibleSequence.from_config(net.config())`` builds an identical architecture, and with
+    ``load_state_dict`` identical weights (the state_dict holds weights, permutations and ActNorm
+    state).
+
+    Args:
+        dim: width of the data.
+        n_blocks: number of coupling blocks.
+        block_type: ``"realnvp"`` (separate s and t subnets, the paper's) or ``"glow"``.
+        hidden: hidden width of every subnet.
+        n_hidden_layers: hidden layers per subnet.
+        clamp: soft clamp of the log-scales.
+        cond_dim: width of the conditioning input (0: unconditional).
+        actnorm: put an ActNorm (with data-dependent initialisation) before each coupling.
+        seed: seed of the subnet initialisation and of the permutations.
+        permute: follow each coupling by a fixed random permutation.
+
+    Example:
+        >>> import torch
+        >>> net = InvertibleSequence(4, n_blocks=2, hidden=16)
+        >>> x = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+        >>> z, log_jac = net(x)
+        >>> x_back, log_jac_rev = net(z, rev=True)
+        >>> bool(torch.allclose(x_back, x, atol=1e-5)), tuple(log_jac.shape)
+        (True, (5,))
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        n_blocks: int = 4,
+        block_type: str = "realnvp",
+        hidden: int = 128,
+        n_hidden_layers: int = 3,
+        clamp: float = 2.0,
+        cond_dim: int = 0,
+        actnorm: bool = False,
+        seed: int = 0,
+        permute: bool = True,
+    ) -> None:
+        super().__init__()
+        if block_type not in BLOCK_TYPES:
+            raise ConfigError(f"unknown block_type {block_type!r}; choose one of {sorted(BLOCK_TYPES)}")
+        if n_blocks < 1:
+            raise ConfigError(f"n_blocks must be >= 1, got {n_blocks}")
+        if dim < 2:
+            raise ConfigError(f"an invertible sequence needs dim >= 2 (pad the data), got dim={dim}")
+        self._config: dict[str, Any] = {
+            "dim": int(dim),
+            "n_blocks": int(n_blocks),
+            "block_type": str(block_type),
+            "hidden": int(hidden),
+            "n_hidden_layers": int(n_hidden_layers),
+            "clamp": float(clamp),
+            "cond_dim": int(cond_dim),
+            "actnorm": bool(actnorm),
+            "seed": int(seed),
+            "permute": bool(permute),
+        }
+        self.dim = int(dim)
+        self.cond_dim = int(cond_dim)
+        construct = mlp_constructor(hidden=hidden, n_hidden_layers=n_hidden_layers, seed=seed)
+        coupling_cls = BLOCK_TYPES[block_type]
+        blocks: list[nn.Module] = []
+        for k in range(n_blocks):
+            if actnorm:
+                blocks.append(ActNorm(dim, data_init=True))
+            blocks.append(coupling_cls(dim, subnet_constructor=construct, clamp=clamp, cond_dim=cond_dim))
+            if permute:
+                blocks.append(FixedPermutation(dim, seed=seed + k))
+        self.blocks = nn.ModuleList(blocks)
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-serialisable dict (a fresh copy)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> InvertibleSequence:
+        """Rebuild the architecture from :meth:`config` output (weights come from ``load_state_dict``).
+
+        Raises:
+            ConfigError: on unknown or missing keys.
+        """
+        return cls(**_checked_kwargs(cls, config, required=("dim",)))
+
+    def forward(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> tuple[Tensor, Tensor]:
+        """Run the network forward (``rev=False``) or backward.
+
+        Args:
+            x: ``[batch, dim]``.
+            c: ``[batch, cond_dim]`` when the network is conditional, else None.
+            rev: run the inverse.
+
+        Returns:
+            ``(out [batch, dim], log_jac [batch])``.
+        """
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"InvertibleSequence expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
+        if self.cond_dim == 0 and c is not None:
+            raise ValueError("this network is unconditional (cond_dim=0) but c was given")
+        log_jac = x.new_zeros(x.shape[0])
+        blocks = reversed(self.blocks) if rev else self.blocks
+        for block in blocks:
+            x, block_log_jac = block(x, c=c, rev=rev)
+            log_jac = log_jac + block_log_jac
+        return x, log_jac
+
+
+def _checked_kwargs(cls: type, config: dict[str, Any], required: tuple[str, ...]) -> dict[str, Any]:
+    """Validate a config dict against ``cls.__init__``'s parameters."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"{cls.__name__} config must be a dict, got {type(config).__name__}")
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(config) - accepted)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} config has unknown keys {unknown}; accepted: {sorted(accepted)}")
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise ConfigError(f"{cls.__name__} config is missing {missing}")
+    return dict(config)
