@@ -36,7 +36,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tissue_inn.inn import BidirectionalINN, ConditionalINN
+if __package__ in (None, "") and str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a source checkout
+
+from tissue_inn.inn import BidirectionalINN, ConditionalINN  # noqa: E402
 
 __all__ = [
     "LABELS",

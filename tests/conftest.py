@@ -48,3 +48,18 @@ def fake_dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "fake.h5"
     write_fake_dataset(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, fake_dataset):
+    """A small cinn bundle trained briefly on the fake dataset (fast; not physically meaningful)."""
+    from tissue_inn.io.bundle import save_bundle
+    from tissue_inn.progress import run_to_completion
+    from tissue_inn.training.trainer import TrainSettings, train
+
+    s = TrainSettings(family="cinn", epochs=2, iterations_per_epoch=10, batch_size=200, n_blocks=2, hidden=32,
+                      n_hidden_layers=2, val_fraction=0.1, seed=0)
+    res = run_to_completion(train(fake_dataset, s))
+    card = {"name": "tiny"}
+    card.update(res.card_sections())
+    return save_bundle(res.estimator, card, tmp_path_factory.mktemp("models") / "tiny")

@@ -117,7 +117,7 @@ def _load_extensions() -> None:
     """Commands defined in other modules register themselves here (train, info, evaluate, infer, gui)."""
     import importlib
 
-    for mod in ("tissue_inn.cli_commands",):
+    for mod in ("tissue_inn.cli_commands", "tissue_inn.cli_infer", "tissue_inn.cli_evaluate"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -146,9 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _resolve_func(name: str) -> Callable[[argparse.Namespace], int]:
     if name in globals():
         return globals()[name]
-    import tissue_inn.cli_commands as ext
+    import importlib
 
-    return getattr(ext, name)
+    for mod in ("tissue_inn.cli_commands", "tissue_inn.cli_infer", "tissue_inn.cli_evaluate"):
+        try:
+            ext = importlib.import_module(mod)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(ext, name):
+            return getattr(ext, name)
+    raise TissueInnError(f"command implementation {name} not found")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,4 +182,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tissue_inn.cli import main as _main  # the registered module, not this __main__ copy
+
+    sys.exit(_main())

@@ -29,7 +29,12 @@ def _z(value, reference, std_err):
 
 def _slab(n_photons, seed=0, n=1.0):
     return mc_reflectance(
-        torch.tensor([1.0]), torch.tensor([9.0]), torch.tensor([0.75]), torch.tensor([0.2]), n, n_photons=n_photons,
+        torch.tensor([1.0]),
+        torch.tensor([9.0]),
+        torch.tensor([0.75]),
+        torch.tensor([0.2]),
+        n,
+        n_photons=n_photons,
         seed=seed,
     )
 
@@ -67,8 +72,15 @@ def test_van_de_hulst_slab_matches_published_mcml_values():
 def test_semi_infinite_isotropic_matches_chandrasekhar_h_function():
     ref = _chandrasekhar_plane_albedo(0.9)
     assert abs(ref - 0.41495) < 1e-4  # sanity of the reference itself (same value from iadpython's adding-doubling)
-    res = mc_reflectance(torch.tensor([10.0]), torch.tensor([90.0]), torch.tensor([0.0]), torch.tensor([math.inf]),
-                         1.0, n_photons=60_000, seed=5)
+    res = mc_reflectance(
+        torch.tensor([10.0]),
+        torch.tensor([90.0]),
+        torch.tensor([0.0]),
+        torch.tensor([math.inf]),
+        1.0,
+        n_photons=60_000,
+        seed=5,
+    )
     assert float(res.tt) == 0.0
     assert _z(res.rd, ref, res.rd_std_err) < 3.0, (float(res.rd), ref)
 
@@ -87,8 +99,9 @@ def test_single_slab_with_mismatched_boundaries_matches_iadpython(mu_a, mu_s, g,
     sample = iad.Sample(a=mu_s / (mu_a + mu_s), b=b, g=g, d=1.0, n=n, n_above=1.0, n_below=1.0, quad_pts=16)
     ur1, ut1, _, _ = sample.rt()  # ur1 includes the specular reflection, MCML's Rd does not
     r_sp = specular_reflectance(1.0, n)
-    res = mc_reflectance(torch.tensor([mu_a]), torch.tensor([mu_s]), torch.tensor([g]), torch.tensor([d]), n,
-                         n_photons=60_000, seed=3)
+    res = mc_reflectance(
+        torch.tensor([mu_a]), torch.tensor([mu_s]), torch.tensor([g]), torch.tensor([d]), n, n_photons=60_000, seed=3
+    )
     assert _z(res.rd, float(ur1) - r_sp, res.rd_std_err) < 3.5, (float(res.rd), float(ur1) - r_sp)
     if math.isfinite(d):
         assert _z(res.tt, float(ut1), res.tt_std_err) < 3.5, (float(res.tt), float(ut1))
@@ -104,8 +117,13 @@ def test_internal_mismatched_interfaces_match_iadpython_glass_slides():
     ur1, ut1, _, _ = sample.rt()  # total (specular included) reflectance and total transmittance
     mu_t = 3.0 / 0.1
     res = mc_reflectance(
-        torch.tensor([0.0, 0.05 * mu_t, 0.0]), torch.tensor([0.0, 0.95 * mu_t, 0.0]), torch.tensor([0.0, 0.8, 0.0]),
-        torch.tensor([0.1, 0.1, 0.1]), torch.tensor([1.5, 1.4, 1.5]), n_photons=60_000, seed=9,
+        torch.tensor([0.0, 0.05 * mu_t, 0.0]),
+        torch.tensor([0.0, 0.95 * mu_t, 0.0]),
+        torch.tensor([0.0, 0.8, 0.0]),
+        torch.tensor([0.1, 0.1, 0.1]),
+        torch.tensor([1.5, 1.4, 1.5]),
+        n_photons=60_000,
+        seed=9,
     )
     r_sp = specular_reflectance(1.0, 1.5)
     assert _z(res.rd, float(ur1) - r_sp, res.rd_std_err) < 3.5, (float(res.rd) + r_sp, float(ur1))
@@ -114,8 +132,15 @@ def test_internal_mismatched_interfaces_match_iadpython_glass_slides():
 
 def test_splitting_a_layer_into_matched_sublayers_changes_nothing():
     """Step splitting across several boundaries: three matched sublayers behave like one slab."""
-    res = mc_reflectance(torch.full((3,), 1.0), torch.full((3,), 9.0), torch.full((3,), 0.75),
-                         torch.tensor([0.05, 0.1, 0.05]), 1.0, n_photons=100_000, seed=21)
+    res = mc_reflectance(
+        torch.full((3,), 1.0),
+        torch.full((3,), 9.0),
+        torch.full((3,), 0.75),
+        torch.tensor([0.05, 0.1, 0.05]),
+        1.0,
+        n_photons=100_000,
+        seed=21,
+    )
     assert _z(res.rd, VDH_RD, res.rd_std_err) < 3.0
     assert _z(res.tt, VDH_TT, res.tt_std_err) < 3.0
 
@@ -124,9 +149,15 @@ def test_energy_is_conserved_without_absorption():
     # no absorption: no roulette, every packet leaves with its launch weight 1 - R_sp
     f64 = torch.float64
     n_layers = torch.tensor([1.33, 1.5, 1.38], dtype=f64)
-    res = mc_reflectance(torch.zeros(3, dtype=f64), torch.tensor([50.0, 100.0, 20.0], dtype=f64),
-                         torch.tensor([0.9, 0.0, 0.7], dtype=f64), torch.tensor([0.01, 0.005, 0.02], dtype=f64),
-                         n_layers, n_photons=20_000, seed=1)
+    res = mc_reflectance(
+        torch.zeros(3, dtype=f64),
+        torch.tensor([50.0, 100.0, 20.0], dtype=f64),
+        torch.tensor([0.9, 0.0, 0.7], dtype=f64),
+        torch.tensor([0.01, 0.005, 0.02], dtype=f64),
+        n_layers,
+        n_photons=20_000,
+        seed=1,
+    )
     expected = 1.0 - specular_reflectance(1.0, 1.33)
     assert abs(float(res.rd + res.tt) - expected) < 1e-9
     assert 0.05 < float(res.rd) < 0.95
@@ -152,16 +183,23 @@ def test_standard_error_shrinks_like_inverse_sqrt_n():
 def test_batched_problems_are_simulated_independently():
     mu_a = torch.tensor([[1.0], [5.0], [0.1]])
     mu_s = torch.tensor([[9.0], [45.0], [100.0]])
-    res = mc_reflectance(mu_a, mu_s, torch.tensor([0.75]), torch.tensor([[0.2], [0.04], [0.02]]), 1.0,
-                         n_photons=40_000, seed=4, max_active=50_000)  # several launch rounds
+    res = mc_reflectance(
+        mu_a,
+        mu_s,
+        torch.tensor([0.75]),
+        torch.tensor([[0.2], [0.04], [0.02]]),
+        1.0,
+        n_photons=40_000,
+        seed=4,
+        max_active=50_000,
+    )  # several launch rounds
     assert res.rd.shape == (3,) and res.tt.shape == (3,)
     # problem 0 and problem 1 have the same albedo and optical thickness: the same physics
     assert _z(res.rd[0], VDH_RD, res.rd_std_err[0]) < 3.0
     assert abs(float(res.rd[1] - res.rd[0])) < 3.5 * float(torch.hypot(res.rd_std_err[0], res.rd_std_err[1]))
     assert abs(float(res.tt[1] - res.tt[0])) < 3.5 * float(torch.hypot(res.tt_std_err[0], res.tt_std_err[1]))
     # problem 2 alone gives a statistically equal answer
-    alone = mc_reflectance(mu_a[2], mu_s[2], torch.tensor([0.75]), torch.tensor([0.02]), 1.0, n_photons=40_000,
-                           seed=99)
+    alone = mc_reflectance(mu_a[2], mu_s[2], torch.tensor([0.75]), torch.tensor([0.02]), 1.0, n_photons=40_000, seed=99)
     assert abs(float(res.rd[2] - alone.rd)) < 3.5 * math.hypot(float(res.rd_std_err[2]), float(alone.rd_std_err))
 
 

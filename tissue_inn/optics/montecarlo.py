@@ -248,8 +248,9 @@ def mc_reflectance(
     rd_se, tt_se = std_err[0].to(dtype), std_err[1].to(dtype)
     if single:
         rd, tt, rd_se, tt_se = rd[0], tt[0], rd_se[0], tt_se[0]
-    return McResult(rd=rd, rd_std_err=rd_se, tt=tt, n_photons=int(n_photons), seed=int(seed), tt_std_err=tt_se,
-                    n_steps=int(n_steps))
+    return McResult(
+        rd=rd, rd_std_err=rd_se, tt=tt, n_photons=int(n_photons), seed=int(seed), tt_std_err=tt_se, n_steps=int(n_steps)
+    )
 
 
 def _run_round(

@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tissue_inn.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("simulate", "merge", "train", "info"):
+        assert cmd in out
+
+
+@pytest.mark.parametrize("cmd", ["simulate", "merge", "train", "info"])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_error_and_exit_2(tmp_path, capsys):
+    code = main(["simulate", "--tissue", "kidney", "-n", "10", "-o", str(tmp_path / "x.h5")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: unknown tissue 'kidney'") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_simulate_command_writes_dataset_and_refuses_overwrite(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    args = ["-q", "simulate", "-n", "16", "--seed", "3", "--n-quad", "8", "--nodes-per-band", "1", "-o", str(out)]
+    assert main(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["samples"] == 16 and out.exists()
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_info_of_a_bundle(tiny_bundle, capsys):
+    assert main(["info", str(tiny_bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "sao2" in out and "cinn" in out and "470.0" in out
+
+
+def test_debug_shows_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tissue_inn", "--debug", "info", str(tmp_path / "none")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr

@@ -1,0 +1,195 @@
+"""The image: pseudo-RGB or one band with levels, a map overlay with its colour bar, regions, clicks.
+
+Image coordinates: pixel (row, col) covers x ∈ [col, col + 1), y ∈ [row, row + 1) of the view
+(``imageAxisOrder='row-major'``, y axis pointing down).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+__all__ = ["ImageView", "DrawViewBox", "colormap"]
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+
+def colormap(name: str) -> pg.ColorMap:
+    """A pyqtgraph colour map by name (viridis, cividis, magma, inferno, plasma)."""
+    return pg.colormap.get(name)
+
+
+class DrawViewBox(pg.ViewBox):
+    """A ViewBox with a free-hand drawing mode (left-drag traces a polygon)."""
+
+    sigFreehandDone = Signal(object)  # list of (x, y)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.draw_mode = False
+        self._trace: list[tuple[float, float]] = []
+        self._trace_item = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=2, style=Qt.PenStyle.DashLine))
+        self._trace_item.setZValue(100)
+        self.addItem(self._trace_item, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        if not self.draw_mode or ev.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        p = self.mapSceneToView(ev.scenePos())
+        if ev.isStart():
+            start = self.mapSceneToView(ev.buttonDownScenePos())
+            self._trace = [(start.x(), start.y())]
+        self._trace.append((p.x(), p.y()))
+        xs, ys = zip(*self._trace)
+        self._trace_item.setData(np.asarray(xs), np.asarray(ys))
+        if ev.isFinish():
+            points = list(self._trace)
+            self._trace = []
+            self._trace_item.setData([], [])
+            self.draw_mode = False
+            if len(points) >= 3:
+                self.sigFreehandDone.emit(points)
+
+
+class ImageView(QWidget):
+    """Image display with levels histogram, map overlay, colour bar, pixel marker and ROIs.
+
+    Signals:
+        pixelClicked(row, col): a left click on the image.
+        pixelHovered(row, col): the cursor moved over a pixel (rate-limited).
+        freehandDrawn(points): a free-hand polygon was traced (image coordinates).
+    """
+
+    pixelClicked = Signal(int, int)
+    pixelHovered = Signal(int, int)
+    freehandDrawn = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("#1e1e1e")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.graphics)
+        self.view = DrawViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.plot = self.graphics.addPlot(row=0, col=0, viewBox=self.view)
+        self.plot.setLabel("bottom", "column", units="px")
+        self.plot.setLabel("left", "row", units="px")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.base = pg.ImageItem()
+        self.overlay = pg.ImageItem()
+        self.overlay.setZValue(10)
+        self.overlay.setOpacity(0.6)
+        self.view.addItem(self.base)
+        self.view.addItem(self.overlay)
+        self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#ff3030", width=2), brush=None)
+        self.marker.setZValue(50)
+        self.view.addItem(self.marker)
+        self.levels = pg.HistogramLUTItem(image=self.base)
+        self.levels.setMinimumWidth(90)
+        self.levels.axis.setLabel("reflectance")
+        self.graphics.addItem(self.levels, row=0, col=1)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("viridis"), interactive=False, width=18,
+                                        colorMapMenu=False)
+        self.colorbar.setVisible(False)
+        self.graphics.addItem(self.colorbar, row=0, col=2)
+        self._shape: tuple[int, int] = (0, 0)
+        self._rgb = False
+        self.graphics.scene().sigMouseClicked.connect(self._on_click)
+        self._hover_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._on_move)
+        self.view.sigFreehandDone.connect(self.freehandDrawn)
+
+    # ------------------------------------------------------------------ content
+    def set_rgb(self, rgb: np.ndarray) -> None:
+        """Show an H × W × 3 image with values in [0, 1]."""
+        first = self._shape == (0, 0) or self._shape != rgb.shape[:2]
+        self._shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+        self._rgb = True
+        data = np.nan_to_num(rgb, nan=0.0)
+        self.base.setImage(data, levels=(0.0, 1.0), autoLevels=False)
+        self.levels.setLevelMode("rgba")
+        self.levels.setLevels(rmin=0, rmax=1, gmin=0, gmax=1, bmin=0, bmax=1)
+        self.levels.axis.setLabel("stretched reflectance")
+        if first:
+            self.reset_zoom()
+
+    def set_band(self, band: np.ndarray, label: str = "reflectance") -> None:
+        """Show one band (H × W reflectance) with adjustable levels (1–99 % at first)."""
+        first = self._shape == (0, 0) or self._shape != band.shape
+        self._shape = (int(band.shape[0]), int(band.shape[1]))
+        self._rgb = False
+        finite = band[np.isfinite(band)]
+        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+        self.levels.setLevelMode("mono")
+        self.base.setImage(band, autoLevels=False, levels=(float(lo), float(hi) if hi > lo else float(lo) + 1e-6))
+        self.levels.gradient.loadPreset("grey")
+        self.levels.setLevels(float(lo), float(hi) if hi > lo else float(lo) + 1e-6)
+        self.levels.axis.setLabel(label)
+        if first:
+            self.reset_zoom()
+
+    def reset_zoom(self) -> None:
+        h, w = self._shape
+        if h and w:
+            self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    def set_overlay(self, image: np.ndarray | None, levels: tuple[float, float] = (0, 1), cmap: str = "viridis",
+                    opacity: float = 0.6, label: str = "") -> None:
+        """Show a map over the image (NaN = transparent) with a colour bar labelled ``label``."""
+        if image is None:
+            self.overlay.clear()
+            self.colorbar.setVisible(False)
+            return
+        cm = colormap(cmap)
+        self.overlay.setImage(np.asarray(image, dtype=np.float32), autoLevels=False, levels=levels)
+        self.overlay.setLookupTable(cm.getLookupTable(nPts=256, alpha=True))
+        self.overlay.setLevels(levels)
+        self.overlay.setOpacity(float(opacity))
+        self.colorbar.setColorMap(cm)
+        self.colorbar.setLevels(values=levels)
+        self.colorbar.setLabel("right", label)
+        self.colorbar.setVisible(True)
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self.overlay.setOpacity(float(opacity))
+
+    def mark_pixel(self, row: int | None, col: int | None) -> None:
+        if row is None or col is None:
+            self.marker.setData([], [])
+        else:
+            self.marker.setData([col + 0.5], [row + 0.5])
+
+    # ------------------------------------------------------------------ coordinates
+    def view_to_pixel(self, point: QPointF) -> tuple[int, int] | None:
+        h, w = self._shape
+        col, row = int(np.floor(point.x())), int(np.floor(point.y()))
+        if 0 <= row < h and 0 <= col < w:
+            return row, col
+        return None
+
+    def pixel_to_widget(self, row: int, col: int):
+        """Widget (viewport) coordinates of a pixel centre — for tests that click with the mouse."""
+        scene_pt = self.view.mapViewToScene(QPointF(col + 0.5, row + 0.5))
+        return self.graphics.mapFromScene(scene_pt)
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double() or self.view.draw_mode:
+            return
+        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        px = self.view_to_pixel(self.view.mapSceneToView(ev.scenePos()))
+        if px is not None:
+            self.pixelClicked.emit(*px)
+
+    def _on_move(self, args) -> None:
+        pos = args[0]
+        if not self.view.sceneBoundingRect().contains(pos):
+            return
+        px = self.view_to_pixel(self.view.mapSceneToView(pos))
+        if px is not None:
+            self.pixelHovered.emit(*px)
