@@ -58,7 +58,7 @@ def tiny_bundle(tmp_path_factory, fake_dataset):
     from tissue_inn.training.trainer import TrainSettings, train
 
     s = TrainSettings(family="cinn", epochs=2, iterations_per_epoch=10, batch_size=200, n_blocks=2, hidden=32,
-                      n_hidden_layers=2, val_fraction=0.1, seed=0)
+                      n_hidden_layers=2, val_fraction=0.1, seed=0, threads=1)
     res = run_to_completion(train(fake_dataset, s))
     card = {"name": "tiny"}
     card.update(res.card_sections())

@@ -101,7 +101,7 @@ def _args_simulate(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output HDF5 file")
     p.add_argument("--shard", default=None, help="k/n: make only shard k of n (disjoint, reproducible)")
     p.add_argument("--n-quad", type=int, default=16, help="adding-doubling quadrature points (accuracy)")
-    p.add_argument("--nodes-per-band", type=int, default=3, help="wavelengths per band (Gauss-Hermite nodes)")
+    p.add_argument("--nodes-per-band", type=int, default=4, help="wavelengths per band (Gauss-Hermite nodes)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--force", action="store_true", help="replace an existing output")
 

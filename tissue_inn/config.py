@@ -393,8 +393,12 @@ class NoiseModel:
         if not (0 < self.snr_min <= self.snr_max):
             raise ConfigError(f"noise: need 0 < snr_min <= snr_max, got {self.snr_min}, {self.snr_max}")
 
-    def apply(self, y: torch.Tensor, generator: torch.Generator | None = None, snr: float | None = None) -> torch.Tensor:
-        """Noisy copy of band reflectances ``y [N, B]``; a fixed ``snr`` overrides the range."""
+    def apply(self, y: torch.Tensor, generator: torch.Generator | None = None, snr: float | None = None,
+              return_snr: bool = False):
+        """Noisy copy of band reflectances ``y [N, B]``; a fixed ``snr`` overrides the range.
+
+        With ``return_snr`` the per-spectrum SNR ``[N]`` is returned too: ``(y_noisy, snr)``.
+        """
         n = y.shape[0]
         if snr is None:
             u = torch.rand(n, 1, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
@@ -403,7 +407,8 @@ class NoiseModel:
         else:
             snr_t = torch.full((n, 1), float(snr), dtype=y.dtype, device=y.device)
         eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
-        return (y * (1.0 + eps / snr_t)).clamp(self.clip_min, self.clip_max)
+        noisy = (y * (1.0 + eps / snr_t)).clamp(self.clip_min, self.clip_max)
+        return (noisy, snr_t[:, 0]) if return_snr else noisy
 
 
 @dataclass(frozen=True)

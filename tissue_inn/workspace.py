@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tissue_inn.errors import BandMismatchError, DataFileError, ModelBundleError, TissueInnError
+from tissue_inn.errors import BandMismatchError, Cancelled, DataFileError, ModelBundleError, TissueInnError
 from tissue_inn.io.cubes import Cube, match_bands, read_cube
 from tissue_inn.progress import Progress
 
@@ -61,31 +61,40 @@ _RECENT_MAX = 10
 # small pure helpers
 
 
-def check_bands(cube_wavelengths_nm: Sequence[float] | None, model_band_centers_nm: Sequence[float],
-                n_cube_bands: int | None = None, tol_nm: float = 2.0) -> np.ndarray:
+def check_bands(
+    cube_wavelengths_nm: Sequence[float] | None,
+    model_band_centers_nm: Sequence[float],
+    n_cube_bands: int | None = None,
+    tol_nm: float = 2.0,
+) -> np.ndarray:
     """Indices of the cube's bands that give the model's bands, or a :class:`BandMismatchError`.
 
     The error message names both band lists and the model bands that have no partner, so a dialog can
     show it as it is.
     """
     try:
-        return np.asarray(match_bands(cube_wavelengths_nm, model_band_centers_nm, tol_nm,
-                                      n_cube_bands=n_cube_bands), dtype=int)
+        return np.asarray(
+            match_bands(cube_wavelengths_nm, model_band_centers_nm, tol_nm, n_cube_bands=n_cube_bands), dtype=int
+        )
     except BandMismatchError as exc:
-        raise BandMismatchError(band_mismatch_message(cube_wavelengths_nm, model_band_centers_nm, tol_nm)
-                                + f"\n({exc})") from None
+        raise BandMismatchError(
+            band_mismatch_message(cube_wavelengths_nm, model_band_centers_nm, tol_nm) + f"\n({exc})"
+        ) from None
 
 
-def band_mismatch_message(cube_wavelengths_nm: Sequence[float] | None, model_band_centers_nm: Sequence[float],
-                          tol_nm: float = 2.0) -> str:
+def band_mismatch_message(
+    cube_wavelengths_nm: Sequence[float] | None, model_band_centers_nm: Sequence[float], tol_nm: float = 2.0
+) -> str:
     """A readable account of how the image's bands differ from the model's."""
     model = [float(v) for v in model_band_centers_nm]
     if cube_wavelengths_nm is None:
         return f"the image carries no wavelengths; the model needs bands {_fmt_nm(model)}"
     cube = [float(v) for v in cube_wavelengths_nm]
     missing = [m for m in model if not any(abs(m - c) <= tol_nm for c in cube)]
-    return (f"the model's bands do not match the image: model {_fmt_nm(model)}, image {_fmt_nm(cube)}; "
-            f"no image band within {tol_nm:g} nm of {_fmt_nm(missing)}. Load a model trained for this camera.")
+    return (
+        f"the model's bands do not match the image: model {_fmt_nm(model)}, image {_fmt_nm(cube)}; "
+        f"no image band within {tol_nm:g} nm of {_fmt_nm(missing)}. Load a model trained for this camera."
+    )
 
 
 def _fmt_nm(values: Sequence[float]) -> str:
@@ -214,11 +223,13 @@ class PixelResult:
         request: The request answered.
         pixel: The core's ``PixelPosterior`` (samples ``[n_draws, D]``, ``summaries``, predictive bands).
         ground_truth: parameter name → true value at this pixel (where the image carries it).
+        predictive: the core's ``PredictiveCheck`` once computed (:meth:`Workspace.compute_predictive`).
     """
 
     request: PixelRequest
     pixel: Any
     ground_truth: dict[str, float] = field(default_factory=dict)
+    predictive: Any = None
 
     @property
     def samples(self) -> np.ndarray:
@@ -231,7 +242,10 @@ class PixelResult:
 
 @dataclass(frozen=True)
 class MapJob:
-    """A map computation: generation, region of interest (None = whole image), sampling settings."""
+    """A map computation: generation, region of interest (None = whole image), sampling settings.
+
+    ``predictive``: also map the posterior predictive residual (one forward solve per pixel).
+    """
 
     generation: int
     roi_mask: np.ndarray | None
@@ -239,6 +253,7 @@ class MapJob:
     seed: int
     posterior: Any = field(repr=False, compare=False, default=None)
     cube: Any = field(repr=False, compare=False, default=None)
+    predictive: bool = True
 
 
 @dataclass
@@ -555,9 +570,11 @@ class Workspace:
         posterior = request.posterior if request.posterior is not None else self.posterior
         y = np.asarray(request.spectrum, dtype=np.float64)
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
-            raise DataFileError(f"pixel ({request.row}, {request.col}) has no usable spectrum "
-                                "(NaN, zero or negative reflectance); click another pixel")
-        pixel = posterior.pixel(y, n_draws=request.n_draws, seed=request.seed)
+            raise DataFileError(
+                f"pixel ({request.row}, {request.col}) has no usable spectrum "
+                "(NaN, zero or negative reflectance); click another pixel"
+            )
+        pixel = posterior.pixel(y, n_draws=request.n_draws, seed=request.seed, predictive_draws=0)
         return PixelResult(request, pixel, self.ground_truth_at(request.row, request.col))
 
     def is_current(self, generation: int) -> bool:
@@ -570,8 +587,39 @@ class Workspace:
         self.pixel_result = result
         return True
 
-    def histograms(self, result: PixelResult | None = None, bins: int = 40,
-                   samples: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
+    def compute_predictive(self, result: PixelResult, n: int = 64) -> Any:
+        """Posterior predictive check of a pixel result (forward simulations; slow, runs in a worker)."""
+        posterior = result.request.posterior if result.request.posterior is not None else self.posterior
+        if not getattr(posterior, "has_forward_model", False):
+            return None
+        return posterior.predictive(result.request.spectrum, result.samples, n)
+
+    def accept_predictive(self, result: PixelResult, check: Any) -> bool:
+        """Attach a predictive check to the current pixel result; False when the click is stale."""
+        if self.pixel_result is not result or not self.is_current(result.request.generation):
+            return False
+        result.predictive = check
+        return True
+
+    @staticmethod
+    def predictive_quantiles(result: PixelResult | None) -> dict[str, np.ndarray] | None:
+        """Posterior predictive band quantiles ``{"q05", "q16", "q50", "q84", "q95"} → [B]`` (model band order),
+        or None when there is no predictive check yet."""
+        if result is None:
+            return None
+        check = result.predictive if result.predictive is not None else getattr(result.pixel, "predictive", None)
+        if check is None:
+            return None
+        spectra = np.asarray(getattr(check, "spectra", np.zeros((0, 0))), dtype=float)
+        if spectra.ndim == 2 and spectra.shape[0] >= 2:
+            q = np.quantile(spectra, [0.05, 0.16, 0.5, 0.84, 0.95], axis=0)
+            return dict(zip(("q05", "q16", "q50", "q84", "q95"), q))
+        q05, q50, q95 = (np.asarray(getattr(check, f"band_{k}"), dtype=float) for k in ("q05", "q50", "q95"))
+        return {"q05": q05, "q16": q05, "q50": q50, "q84": q95, "q95": q95}
+
+    def histograms(
+        self, result: PixelResult | None = None, bins: int = 40, samples: np.ndarray | None = None
+    ) -> dict[str, dict[str, np.ndarray]]:
         """Per parameter: ``edges``, ``posterior`` density, ``prior`` density on the plot range."""
         if samples is None:
             result = result or self.pixel_result
@@ -598,8 +646,9 @@ class Workspace:
         return (pct if informed else f"≈ prior — not informed by this measurement ({pct})"), informed
 
     # ------------------------------------------------------------------ maps
-    def new_map_job(self, roi_mask: np.ndarray | None = None, n_draws: int | None = None,
-                    seed: int | None = None) -> MapJob:
+    def new_map_job(
+        self, roi_mask: np.ndarray | None = None, n_draws: int | None = None, seed: int | None = None
+    ) -> MapJob:
         """Describe a map computation (whole image or ``roi_mask``); increases the map generation."""
         if not self.ready:
             raise TissueInnError("load a model and an image whose bands match first")
@@ -610,16 +659,33 @@ class Workspace:
             if not roi_mask.any():
                 raise TissueInnError("the region is empty; draw it over the image")
         self._map_generation += 1
-        return MapJob(self._map_generation, roi_mask, int(n_draws or self.n_draws_map),
-                      self.seed if seed is None else int(seed), self.posterior, self.cube)
+        return MapJob(
+            self._map_generation,
+            roi_mask,
+            int(n_draws or self.n_draws_map),
+            self.seed if seed is None else int(seed),
+            self.posterior,
+            self.cube,
+        )
 
-    def run_map_job(self, job: MapJob, should_stop: Callable[[], bool] | None = None,
-                    ) -> Generator[Progress, None, Any]:
+    def run_map_job(
+        self,
+        job: MapJob,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Generator[Progress, None, Any]:
         """The core's ``infer_image`` generator for ``job`` (drive it in a worker)."""
         from tissue_inn.inference.image import infer_image
 
-        return (yield from infer_image(job.posterior, job.cube, n_draws=job.n_draws, seed=job.seed,
-                                       roi_mask=job.roi_mask, should_stop=should_stop))
+        return (
+            yield from infer_image(
+                job.posterior,
+                job.cube,
+                n_draws=job.n_draws,
+                seed=job.seed,
+                roi_mask=job.roi_mask,
+                should_stop=should_stop,
+            )
+        )
 
     def accept_maps(self, job: MapJob, result: Any) -> bool:
         """Keep a finished map result unless a newer job, model or image made it stale."""
@@ -646,6 +712,9 @@ class Workspace:
         return np.asarray(self.maps.maps[key], dtype=np.float32)
 
     def map_unit(self, key: str) -> str:
+        units = getattr(self.maps, "units", None)
+        if isinstance(units, Mapping) and key in units:
+            return str(units[key])
         parameter, _, statistic = key.partition("/")
         if statistic in VALUE_STATISTICS or statistic in SPREAD_STATISTICS:
             return self.units.get(parameter, "")
@@ -663,7 +732,9 @@ class Workspace:
                 col = self.prior_samples()[:, self.parameter_names.index(parameter)]
                 col = col[np.isfinite(col)]
                 if col.size:
-                    spread = float(np.std(col)) if statistic == "std" else float(np.subtract(*np.percentile(col, [75, 25])))
+                    spread = (
+                        float(np.std(col)) if statistic == "std" else float(np.subtract(*np.percentile(col, [75, 25])))
+                    )
                     return 0.0, spread if spread > 0 else 1.0
             if statistic in ("multimodality", "contraction"):
                 return 0.0, 1.0
@@ -697,34 +768,44 @@ class Workspace:
         self.region_samples.pop(name, None)
         self.region_stats = [r for r in self.region_stats if r.get("region") != name]
 
-    def compute_regions(self, names: Sequence[str] | None = None, n_draws_per_pixel: int = 64,
-                        seed: int | None = None, should_stop: Callable[[], bool] | None = None,
-                        ) -> Generator[Progress, None, tuple[dict[str, np.ndarray], list[dict[str, Any]]]]:
+    def compute_regions(
+        self,
+        names: Sequence[str] | None = None,
+        n_draws_per_pixel: int = 64,
+        seed: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Generator[Progress, None, tuple[dict[str, np.ndarray], list[dict[str, Any]]]]:
         """Pooled posterior samples and statistics of regions (a generator; drive it in a worker).
 
         Returns:
             ``(name → pooled samples [M, D], statistics rows)``; pass them to :meth:`accept_regions`.
         """
-        from tissue_inn.inference.summaries import pooled_region, region_statistics
+        from tissue_inn.inference.image import pooled_region, region_statistics
 
         if not self.ready:
             raise TissueInnError("load a model and an image whose bands match first")
         names = list(self.regions) if names is None else list(names)
         seed = self.seed if seed is None else int(seed)
-        posterior, cube = self.posterior, self.cube
+        posterior, cube, maps = self.posterior, self.cube, self.maps
         regions = [self.regions[n] for n in names]
         pooled: dict[str, np.ndarray] = {}
+        rows: list[dict[str, Any]] = []
         for i, region in enumerate(regions):
             if should_stop is not None and should_stop():
-                from tissue_inn.errors import Cancelled
-
                 raise Cancelled("region statistics cancelled")
             yield Progress("regions", i, len(regions), f"region {region.name} ({region.n_pixels} px)")
-            if region.n_pixels == 0:
+            samples = np.asarray(pooled_region(posterior, cube, region.mask, n_draws_per_pixel, seed))
+            if samples.shape[0] == 0:
                 continue
-            pooled[region.name] = np.asarray(pooled_region(posterior, cube, region.mask, n_draws_per_pixel, seed))
-        rows = region_statistics(posterior, cube, {r.name: r.mask for r in regions if r.name in pooled},
-                                 n_draws_per_pixel, seed, pooled=pooled)
+            pooled[region.name] = samples
+            region_rows = region_statistics(
+                posterior, cube, {region.name: region.mask}, n_draws_per_pixel, seed, result=maps
+            )
+            q16, q84 = np.quantile(samples, [0.16, 0.84], axis=0)  # the 68 % interval shown in the table
+            for row, lo, hi in zip(region_rows, q16, q84):
+                row["pooled_q16"], row["pooled_q84"] = float(lo), float(hi)
+                row["seed"] = seed
+            rows.extend(region_rows)
         yield Progress("regions", len(regions), len(regions), "done")
         return pooled, rows
 
@@ -741,8 +822,14 @@ class Workspace:
         attrs.setdefault("image", str(self.image_path) if self.image_path else "")
         return attrs
 
-    def export_maps(self, path: str | os.PathLike, fmt: str | None = None, keys: Sequence[str] | None = None,
-                    force: bool = False, range_mode: str = "prior") -> list[Path]:
+    def export_maps(
+        self,
+        path: str | os.PathLike,
+        fmt: str | None = None,
+        keys: Sequence[str] | None = None,
+        force: bool = False,
+        range_mode: str = "prior",
+    ) -> list[Path]:
         """Write maps: ``hdf5`` / ``tiff`` (all selected keys in one file) or ``png`` (one file per key).
 
         For PNG, ``path`` is a file for a single key or a folder / stem for several
@@ -770,8 +857,19 @@ class Workspace:
                 target = path if single else self.png_path_for(path, k)
                 lo, hi = self.map_range(k, range_mode)
                 title = f"{k.replace('/', ' — ')}  ({self.model_name})"
-                written.append(write_map_png(target, maps[k], title=title, unit=units[k] or k, vmin=lo, vmax=hi,
-                                             cmap="viridis", mask=mask, force=force))
+                written.append(
+                    write_map_png(
+                        target,
+                        maps[k],
+                        title=title,
+                        unit=units[k] or k,
+                        vmin=lo,
+                        vmax=hi,
+                        cmap="viridis",
+                        mask=mask,
+                        force=force,
+                    )
+                )
             return written
         raise ValueError(f"map export format {fmt!r} unknown; use hdf5, tiff or png")
 
@@ -793,10 +891,18 @@ class Workspace:
         units = self.units
         for name, h in hists.items():
             for i in range(bins):
-                rows.append({"pixel_row": result.request.row, "pixel_col": result.request.col, "parameter": name,
-                             "unit": units.get(name, ""), "bin_low": float(h["edges"][i]),
-                             "bin_high": float(h["edges"][i + 1]), "posterior_density": float(h["posterior"][i]),
-                             "prior_density": float(h["prior"][i])})
+                rows.append(
+                    {
+                        "pixel_row": result.request.row,
+                        "pixel_col": result.request.col,
+                        "parameter": name,
+                        "unit": units.get(name, ""),
+                        "bin_low": float(h["edges"][i]),
+                        "bin_high": float(h["edges"][i + 1]),
+                        "posterior_density": float(h["posterior"][i]),
+                        "prior_density": float(h["prior"][i]),
+                    }
+                )
         return rows
 
     def summary_rows(self, result: PixelResult | None = None) -> list[dict[str, Any]]:
@@ -807,8 +913,14 @@ class Workspace:
         rows = []
         for name in self.parameter_names:
             s = result.summaries.get(name, {})
-            row = {"pixel_row": result.request.row, "pixel_col": result.request.col, "parameter": name,
-                   "unit": self.units.get(name, ""), "n_draws": result.request.n_draws, "seed": result.request.seed}
+            row = {
+                "pixel_row": result.request.row,
+                "pixel_col": result.request.col,
+                "parameter": name,
+                "unit": self.units.get(name, ""),
+                "n_draws": result.request.n_draws,
+                "seed": result.request.seed,
+            }
             row.update({k: float(v) for k, v in s.items() if np.ndim(v) == 0})
             if name in result.ground_truth:
                 row["ground_truth"] = result.ground_truth[name]
@@ -823,8 +935,10 @@ class Workspace:
             raise TissueInnError("no pixel posterior yet; click a pixel first")
         path = Path(path)
         summary = path.with_name(path.stem + "_summary.csv")
-        return [write_csv(path, self.histogram_rows(bins=bins), force=force),
-                write_csv(summary, self.summary_rows(), force=force)]
+        return [
+            write_csv(path, self.histogram_rows(bins=bins), force=force),
+            write_csv(summary, self.summary_rows(), force=force),
+        ]
 
     def export_region_stats_csv(self, path: str | os.PathLike, force: bool = False) -> Path:
         from tissue_inn.io.maps import write_csv
@@ -845,8 +959,9 @@ class Workspace:
             raise ModelBundleError("this model exposes no network (the latent explorer needs one)")
         return est
 
-    def latent_grid(self, spectrum: np.ndarray, dim_a: int = 0, dim_b: int | None = 1, extent: float = 3.0,
-                    n: int = 41) -> LatentGrid:
+    def latent_grid(
+        self, spectrum: np.ndarray, dim_a: int = 0, dim_b: int | None = 1, extent: float = 3.0, n: int = 41
+    ) -> LatentGrid:
         """Run the network backwards on a grid over two latent dimensions (others 0) for one spectrum.
 
         cinn: ``x = net_to_x(net.forward(z, c, rev=True))`` with ``c = y_to_net(y)`` repeated;

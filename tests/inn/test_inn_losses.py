@@ -11,6 +11,15 @@ from tissue_inn.inn import BACKWARD_KERNELS, FORWARD_KERNELS, gaussian_pair_weig
 from tissue_inn.inn.losses import inverse_multiquadratic, squared_distances
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks run fastest on one thread; on a shared 2-core machine more threads spin and stall."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _normal(n: int, dim: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 

@@ -95,3 +95,17 @@ def test_corrupt_bundles_are_refused_with_clear_errors(fake_dataset, tmp_path):
     with pytest.raises(ModelBundleError, match="not found|not a model bundle"):
         load_bundle(tmp_path / "nothing")
     assert card["schema_version"] == 1
+
+
+def test_snr_conditioned_cinn_changes_posterior_width_with_snr(fake_dataset):
+    s = TrainSettings(family="cinn", snr_conditioning=True, snr_min=5, snr_max=100,
+                      **{**SMALL, "epochs": 6, "iterations_per_epoch": 20})
+    est = run_to_completion(train(fake_dataset, s)).estimator
+    assert est.snr_conditioning and est.net.dim_cond == 9
+    y = torch.full((1, 8), 0.2, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    wide = est.sample(y, 2000, generator=g, snr=5)[0, :, 0].std()
+    narrow = est.sample(y, 2000, generator=torch.Generator().manual_seed(0), snr=100)[0, :, 0].std()
+    assert narrow < wide
+    with pytest.raises(Exception, match="cinn"):
+        run_to_completion(train(fake_dataset, TrainSettings(family="inn", snr_conditioning=True, **SMALL)))

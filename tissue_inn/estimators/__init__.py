@@ -38,8 +38,15 @@ def make_spec(
     band_centers_nm: list[float],
     network: dict[str, Any],
     normalization: str = "geometric_mean",
+    snr_range: tuple[float, float] | None = None,
+    nominal_snr: float | None = None,
 ) -> dict[str, Any]:
-    """Build an estimator spec. ``network`` holds the family's constructor arguments except dimensions."""
+    """Build an estimator spec. ``network`` holds the family's constructor arguments except dimensions.
+
+    With ``snr_range`` (cinn only) the network is also conditioned on log(SNR) of the measurement, so one
+    model stays calibrated across the noise range it was trained for; ``nominal_snr`` is used when a caller
+    does not say which SNR its camera has.
+    """
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} unknown; use one of {sorted(FAMILIES)}")
     d, b = len(parameter_names), len(band_centers_nm)
@@ -48,7 +55,9 @@ def make_spec(
         net.setdefault("dim_z", max(d - b, 1))
         net.update(dim_x=d, dim_y=b)
     else:
-        net.update(dim_x=d, dim_cond=b)
+        net.update(dim_x=d, dim_cond=b + (1 if snr_range is not None else 0))
+    if snr_range is not None and family != "cinn":
+        raise ValueError("SNR conditioning is available for the cinn family only")
     return {
         "family": family,
         "parameter_names": list(parameter_names),
@@ -57,6 +66,8 @@ def make_spec(
         "prior_high": [_json_bound(v) for v in prior_high],
         "band_centers_nm": [float(v) for v in band_centers_nm],
         "normalization": normalization,
+        "snr_range": list(snr_range) if snr_range is not None else None,
+        "nominal_snr": float(nominal_snr) if nominal_snr is not None else None,
         "network": net,
     }
 
@@ -85,6 +96,18 @@ class PosteriorEstimator(nn.Module):
         self.features = SpectrumFeatures(b, spec.get("normalization", "geometric_mean"))
         self.x_scaler = Standardizer(d)
         self.y_scaler = Standardizer(b)
+        snr_range = spec.get("snr_range")
+        self.snr_conditioning = snr_range is not None
+        if self.snr_conditioning:
+            lo, hi = math.log(float(snr_range[0])), math.log(float(snr_range[1]))
+            self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+            self.nominal_snr = float(spec.get("nominal_snr") or math.exp(0.5 * (lo + hi)))
+            # log-SNR is log-uniform in training: standardise with that distribution's mean and std
+            self._log_snr_mean = 0.5 * (lo + hi)
+            self._log_snr_std = max((hi - lo) / math.sqrt(12.0), 1e-3)
+        else:
+            self.snr_range = None
+            self.nominal_snr = spec.get("nominal_snr")
         try:
             self.net = family_cls.from_config(net_cfg)
         except (TypeError, ValueError) as exc:
@@ -115,22 +138,40 @@ class PosteriorEstimator(nn.Module):
     def net_to_x(self, u: torch.Tensor) -> torch.Tensor:
         return self.x_transform.inverse(self.x_scaler.inverse(u.double()))
 
-    def y_to_net(self, y_reflectance: torch.Tensor) -> torch.Tensor:
-        return self.y_scaler(self.features(y_reflectance.double())).float()
+    def y_to_net(self, y_reflectance: torch.Tensor, snr: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Spectra → the network's standardised input (features, plus log-SNR when conditioned on it)."""
+        feats = self.y_scaler(self.features(y_reflectance.double())).float()
+        if not self.snr_conditioning:
+            return feats
+        if snr is None:
+            snr = self.nominal_snr
+        snr_t = torch.as_tensor(snr, dtype=torch.float64, device=feats.device)
+        if snr_t.ndim == 0:
+            snr_t = snr_t.expand(feats.shape[0])
+        if torch.any(snr_t <= 0):
+            raise ValueError("SNR must be positive")
+        s = ((torch.log(snr_t) - self._log_snr_mean) / self._log_snr_std).float()
+        return torch.cat([feats, s[:, None]], dim=1)
 
     # ------------------------------------------------------------------ use
-    def loss(self, x_phys: torch.Tensor, y_noisy: torch.Tensor, **kwargs) -> dict[str, torch.Tensor]:
+    def loss(self, x_phys: torch.Tensor, y_noisy: torch.Tensor, snr: torch.Tensor | None = None,
+             **kwargs) -> dict[str, torch.Tensor]:
         """The family's loss terms for one batch (``total`` is what to minimise)."""
-        return self.net.loss(self.x_to_net(x_phys), self.y_to_net(y_noisy), **kwargs)
+        return self.net.loss(self.x_to_net(x_phys), self.y_to_net(y_noisy, snr), **kwargs)
 
     @torch.no_grad()
-    def sample(self, y_reflectance: torch.Tensor, n_draws: int, generator: torch.Generator | None = None):
-        """``[N, n_draws, D]`` posterior samples (float64, physical units) for spectra ``[N, B]``."""
+    def sample(self, y_reflectance: torch.Tensor, n_draws: int, generator: torch.Generator | None = None,
+               snr: float | torch.Tensor | None = None):
+        """``[N, n_draws, D]`` posterior samples (float64, physical units) for spectra ``[N, B]``.
+
+        ``snr``: the measurement's signal-to-noise ratio (models conditioned on SNR; default: the
+        model's nominal SNR from its card). Ignored by models without SNR conditioning.
+        """
         if y_reflectance.ndim != 2 or y_reflectance.shape[1] != self.n_bands:
             raise ValueError(
                 f"spectra must have shape [N, {self.n_bands}] (bands {list(self.band_centers_nm)} nm), "
                 f"got {tuple(y_reflectance.shape)}"
             )
-        c = self.y_to_net(y_reflectance)
+        c = self.y_to_net(y_reflectance, snr)
         u = self.net.sample(c, n_draws, generator=generator)
         return self.net_to_x(u)

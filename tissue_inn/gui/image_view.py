@@ -94,8 +94,9 @@ class ImageView(QWidget):
         self.levels.setMinimumWidth(90)
         self.levels.axis.setLabel("reflectance")
         self.graphics.addItem(self.levels, row=0, col=1)
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("viridis"), interactive=False, width=18,
-                                        colorMapMenu=False)
+        self.colorbar = pg.ColorBarItem(
+            values=(0, 1), colorMap=colormap("viridis"), interactive=False, width=18, colorMapMenu=False
+        )
         self.colorbar.setVisible(False)
         self.graphics.addItem(self.colorbar, row=0, col=2)
         self._shape: tuple[int, int] = (0, 0)
@@ -113,7 +114,8 @@ class ImageView(QWidget):
         data = np.nan_to_num(rgb, nan=0.0)
         self.base.setImage(data, levels=(0.0, 1.0), autoLevels=False)
         self.levels.setLevelMode("rgba")
-        self.levels.setLevels(rmin=0, rmax=1, gmin=0, gmax=1, bmin=0, bmax=1)
+        self.levels.setLevels(0.0, 1.0)
+        self.levels.setVisible(False)  # levels belong to the single-band view; RGB is percentile-stretched
         self.levels.axis.setLabel("stretched reflectance")
         if first:
             self.reset_zoom()
@@ -124,7 +126,8 @@ class ImageView(QWidget):
         self._shape = (int(band.shape[0]), int(band.shape[1]))
         self._rgb = False
         finite = band[np.isfinite(band)]
-        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+        self.levels.setVisible(True)
         self.levels.setLevelMode("mono")
         self.base.setImage(band, autoLevels=False, levels=(float(lo), float(hi) if hi > lo else float(lo) + 1e-6))
         self.levels.gradient.loadPreset("grey")
@@ -138,8 +141,14 @@ class ImageView(QWidget):
         if h and w:
             self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
 
-    def set_overlay(self, image: np.ndarray | None, levels: tuple[float, float] = (0, 1), cmap: str = "viridis",
-                    opacity: float = 0.6, label: str = "") -> None:
+    def set_overlay(
+        self,
+        image: np.ndarray | None,
+        levels: tuple[float, float] = (0, 1),
+        cmap: str = "viridis",
+        opacity: float = 0.6,
+        label: str = "",
+    ) -> None:
         """Show a map over the image (NaN = transparent) with a colour bar labelled ``label``."""
         if image is None:
             self.overlay.clear()

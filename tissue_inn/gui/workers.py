@@ -43,12 +43,20 @@ class WorkerRegistry(QObject):
         super().__init__(parent)
         self._running: dict[int, tuple[Any, StopFlag | None, str]] = {}
 
-    def start(self, func: Callable[..., Any], *args: Any, name: str = "job", stop_flag: StopFlag | None = None,
-              on_returned: Callable[[Any], None] | None = None, on_yielded: Callable[[Any], None] | None = None,
-              on_errored: Callable[[BaseException], None] | None = None,
-              on_finished: Callable[[], None] | None = None, **kwargs: Any):
+    def start(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        name: str = "job",
+        stop_flag: StopFlag | None = None,
+        on_returned: Callable[[Any], None] | None = None,
+        on_yielded: Callable[[Any], None] | None = None,
+        on_errored: Callable[[BaseException], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ):
         """Run ``func(*args, **kwargs)`` in the thread pool; callbacks run on the GUI thread."""
-        worker = create_worker(func, *args, _start_thread=False, **kwargs)
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=on_errored is not None, **kwargs)
         key = id(worker)
         self._running[key] = (worker, stop_flag, name)
         if on_returned is not None:

@@ -64,8 +64,9 @@ def _sq_dist(q: torch.Tensor, q_norm: torch.Tensor, b: torch.Tensor, b_norm: tor
 
 
 @torch.no_grad()
-def knn_search(query: torch.Tensor, bank: torch.Tensor, k: int, query_chunk: int = 512,
-               bank_chunk: int = 1 << 17) -> tuple[torch.Tensor, torch.Tensor]:
+def knn_search(
+    query: torch.Tensor, bank: torch.Tensor, k: int, query_chunk: int = 512, bank_chunk: int = 1 << 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours (Euclidean) of each query row among the bank rows.
 
     Memory is bounded by ``query_chunk × bank_chunk`` distances at a time; the bank is scanned in
@@ -82,8 +83,7 @@ def knn_search(query: torch.Tensor, bank: torch.Tensor, k: int, query_chunk: int
         ``(squared_distances [N, k], indices [N, k])``, nearest first.
     """
     if query.ndim != 2 or bank.ndim != 2 or query.shape[1] != bank.shape[1]:
-        raise ValueError(f"query [N, F] and bank [M, F] must agree in F, got {tuple(query.shape)}, "
-                         f"{tuple(bank.shape)}")
+        raise ValueError(f"query [N, F] and bank [M, F] must agree in F, got {tuple(query.shape)}, {tuple(bank.shape)}")
     m = bank.shape[0]
     if not 1 <= k <= m:
         raise ValueError(f"k must lie in 1..{m} (bank size), got {k}")
@@ -91,12 +91,12 @@ def knn_search(query: torch.Tensor, bank: torch.Tensor, k: int, query_chunk: int
     bank_norm = (bank * bank).sum(dim=1)
     out_d, out_i = [], []
     for qs in range(0, query.shape[0], query_chunk):
-        q = query[qs:qs + query_chunk]
+        q = query[qs : qs + query_chunk]
         q_norm = (q * q).sum(dim=1)
         best_d = torch.full((q.shape[0], 0), math.inf, dtype=bank.dtype, device=bank.device)
         best_i = torch.zeros((q.shape[0], 0), dtype=torch.long, device=bank.device)
         for bs in range(0, m, bank_chunk):
-            d2 = _sq_dist(q, q_norm, bank[bs:bs + bank_chunk], bank_norm[bs:bs + bank_chunk])
+            d2 = _sq_dist(q, q_norm, bank[bs : bs + bank_chunk], bank_norm[bs : bs + bank_chunk])
             kk = min(k, d2.shape[1])
             td, ti = torch.topk(d2, kk, dim=1, largest=False, sorted=False)
             cand_d = torch.cat([best_d, td], dim=1)
@@ -114,7 +114,8 @@ def estimator_features(estimator: nn.Module) -> FeatureFn:
     """The standardised spectrum features of a trained posterior estimator (``estimator.y_to_net``)."""
 
     def fn(y: torch.Tensor) -> torch.Tensor:
-        return estimator.y_to_net(y.detach().cpu().double())
+        device = next(iter(estimator.buffers())).device
+        return estimator.y_to_net(y.detach().to(device).double())
 
     return fn
 
@@ -147,8 +148,16 @@ class ABCRejection:
         query_chunk, bank_chunk: block sizes of :func:`knn_search` (memory ≈ their product × 4 bytes).
     """
 
-    def __init__(self, bank_x: torch.Tensor, bank_features: torch.Tensor, feature_fn: FeatureFn, k: int = 32,
-                 device: str | torch.device = "cpu", query_chunk: int = 512, bank_chunk: int = 1 << 17) -> None:
+    def __init__(
+        self,
+        bank_x: torch.Tensor,
+        bank_features: torch.Tensor,
+        feature_fn: FeatureFn,
+        k: int = 32,
+        device: str | torch.device = "cpu",
+        query_chunk: int = 512,
+        bank_chunk: int = 1 << 16,
+    ) -> None:
         if bank_x.shape[0] != bank_features.shape[0]:
             raise ValueError("bank_x and bank_features need the same number of rows")
         if not 1 <= k <= bank_x.shape[0]:
@@ -167,18 +176,33 @@ class ABCRejection:
         return int(self.bank_x.shape[0])
 
     @classmethod
-    def from_spectra(cls, x: torch.Tensor, y_noisy: torch.Tensor, feature_fn: FeatureFn | None = None,
-                     k: int = 32, normalization: str = "geometric_mean", **kwargs) -> ABCRejection:
+    def from_spectra(
+        cls,
+        x: torch.Tensor,
+        y_noisy: torch.Tensor,
+        feature_fn: FeatureFn | None = None,
+        k: int = 32,
+        normalization: str = "geometric_mean",
+        **kwargs,
+    ) -> ABCRejection:
         """A bank from noisy spectra; without ``feature_fn`` a :class:`FittedFeatures` is fitted on them."""
         if feature_fn is None:
             feature_fn = FittedFeatures(y_noisy.shape[1], normalization).fit(y_noisy)
-        feats = torch.cat([feature_fn(y_noisy[s:s + 65536]) for s in range(0, y_noisy.shape[0], 65536)])
+        feats = torch.cat([feature_fn(y_noisy[s : s + 65536]) for s in range(0, y_noisy.shape[0], 65536)])
         return cls(x, feats, feature_fn, k=k, **kwargs)
 
     @classmethod
-    def from_dataset(cls, path: str | os.PathLike, noise: NoiseModel, seed: int = 0,
-                     feature_fn: FeatureFn | None = None, k: int = 32, limit: int | None = None,
-                     snr: float | None = None, **kwargs) -> ABCRejection:
+    def from_dataset(
+        cls,
+        path: str | os.PathLike,
+        noise: NoiseModel,
+        seed: int = 0,
+        feature_fn: FeatureFn | None = None,
+        k: int = 32,
+        limit: int | None = None,
+        snr: float | None = None,
+        **kwargs,
+    ) -> ABCRejection:
         """A bank from a simulated dataset; noise is applied once with ``noise`` (seeded).
 
         Args:
@@ -193,10 +217,15 @@ class ABCRejection:
         data = SpectraDataset(path, limit=limit)
         y_noisy = noise.apply(data.y, torch.Generator().manual_seed(seed), snr=snr)
         abc = cls.from_spectra(data.x, y_noisy, feature_fn, k=k, **kwargs)
-        abc.meta = {"bank": str(path), "bank_size": len(data), "bank_seed": seed, "k": k,
-                    "bank_noise": {**asdict(noise), "snr": snr},
-                    "parameter_names": list(data.info.parameter_names),
-                    "band_centers_nm": list(data.info.band_centers_nm)}
+        abc.meta = {
+            "bank": str(path),
+            "bank_size": len(data),
+            "bank_seed": seed,
+            "k": k,
+            "bank_noise": {**asdict(noise), "snr": snr},
+            "parameter_names": list(data.info.parameter_names),
+            "band_centers_nm": list(data.info.band_centers_nm),
+        }
         return abc
 
     @torch.no_grad()
@@ -206,8 +235,9 @@ class ABCRejection:
         return knn_search(feats, self.bank_features, self.k, self.query_chunk, self.bank_chunk)
 
     @torch.no_grad()
-    def sample(self, y: torch.Tensor, n_draws: int | None = None, generator: torch.Generator | None = None
-               ) -> torch.Tensor:
+    def sample(
+        self, y: torch.Tensor, n_draws: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``[N, k, D]`` accepted bank parameters (``n_draws`` and ``generator`` are ignored: k is fixed)."""
         _, idx = self.neighbours(y)
         return self.bank_x[idx.cpu()]
@@ -292,8 +322,7 @@ class RegressionMLP(nn.Module):
     def y_to_net(self, y_reflectance: torch.Tensor) -> torch.Tensor:
         return self.y_scaler(self.features(y_reflectance.double())).float()
 
-    def net(self, c: torch.Tensor, generator: torch.Generator | None = None, stochastic: bool = False
-            ) -> torch.Tensor:
+    def net(self, c: torch.Tensor, generator: torch.Generator | None = None, stochastic: bool = False) -> torch.Tensor:
         """Standardised features → standardised unbounded parameters; dropout only when ``stochastic``."""
         h = c
         for layer in self.hidden_layers:
@@ -318,8 +347,13 @@ class RegressionMLP(nn.Module):
         return self.predict(y_reflectance)[:, None, :]
 
     @torch.no_grad()
-    def sample(self, y_reflectance: torch.Tensor, n_draws: int, generator: torch.Generator | None = None,
-               chunk_rows: int = 1 << 16) -> torch.Tensor:
+    def sample(
+        self,
+        y_reflectance: torch.Tensor,
+        n_draws: int,
+        generator: torch.Generator | None = None,
+        chunk_rows: int = 1 << 16,
+    ) -> torch.Tensor:
         """MC-dropout samples ``[N, n_draws, D]``: ``n_draws`` stochastic passes per spectrum."""
         self._check(y_reflectance)
         if self.dropout <= 0:
@@ -328,8 +362,9 @@ class RegressionMLP(nn.Module):
         c = self.y_to_net(y_reflectance)
         n = c.shape[0]
         rep = c.repeat_interleave(n_draws, dim=0)
-        out = torch.cat([self.net(rep[s:s + chunk_rows], gen, stochastic=True)
-                         for s in range(0, rep.shape[0], chunk_rows)])
+        out = torch.cat(
+            [self.net(rep[s : s + chunk_rows], gen, stochastic=True) for s in range(0, rep.shape[0], chunk_rows)]
+        )
         return self.net_to_x(out).reshape(n, n_draws, -1)
 
 
@@ -381,8 +416,9 @@ class RegressionResult:
     info: dict[str, Any]
 
 
-def train_regression(data_path: str | os.PathLike, settings: RegressionSettings, should_stop: ShouldStop = None
-                     ) -> Generator[Progress, None, RegressionResult]:
+def train_regression(
+    data_path: str | os.PathLike, settings: RegressionSettings, should_stop: ShouldStop = None
+) -> Generator[Progress, None, RegressionResult]:
     """Train the regression MLP by MSE in the standardised unbounded parameter space.
 
     Noise of the dataset camera (or ``snr_min``/``snr_max``) is applied to every batch, seeded;
@@ -398,7 +434,8 @@ def train_regression(data_path: str | os.PathLike, settings: RegressionSettings,
     noise = NoiseModel(
         snr_min=settings.snr_min if settings.snr_min is not None else camera.noise.snr_min,
         snr_max=settings.snr_max if settings.snr_max is not None else camera.noise.snr_max,
-        clip_min=camera.noise.clip_min, clip_max=camera.noise.clip_max,
+        clip_min=camera.noise.clip_min,
+        clip_max=camera.noise.clip_max,
     )
     bounds = tissue.prior_bounds()
     spec = {
@@ -444,7 +481,7 @@ def train_regression(data_path: str | os.PathLike, settings: RegressionSettings,
         for it in range(n_iter):
             if should_stop is not None and should_stop():
                 raise Cancelled("regression training stopped")
-            idx = order[it * settings.batch_size:(it + 1) * settings.batch_size]
+            idx = order[it * settings.batch_size : (it + 1) * settings.batch_size]
             c = model.y_to_net(noise.apply(y_tr[idx], gen))
             pred = model.net(c, gen, stochastic=True)
             loss = ((pred - u_tr[idx]) ** 2).mean()
@@ -455,8 +492,15 @@ def train_regression(data_path: str | os.PathLike, settings: RegressionSettings,
         model.eval()
         with torch.no_grad():
             val = float(((model.net(c_val) - u_val) ** 2).mean())
-        history.append({"epoch": epoch + 1, "train_loss": total / max(n_iter, 1), "val_loss": val, "lr": lr,
-                        "seconds": time.monotonic() - te})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / max(n_iter, 1),
+                "val_loss": val,
+                "lr": lr,
+                "seconds": time.monotonic() - te,
+            }
+        )
         if val < best[1]:
             best = (epoch + 1, val)
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -464,14 +508,22 @@ def train_regression(data_path: str | os.PathLike, settings: RegressionSettings,
         yield Progress("baseline", epoch + 1, settings.epochs, f"val={val:.4f}", {"log_line": line})
     model.load_state_dict(best_state)
     model.eval()
-    meta = {"dataset": {"path": str(data_path), "n_samples": info.n_samples, "sha256": file_sha256(data_path),
-                        "seed": info.seed},
-            "noise_model": asdict(noise), "settings": asdict(settings)}
+    meta = {
+        "dataset": {
+            "path": str(data_path),
+            "n_samples": info.n_samples,
+            "sha256": file_sha256(data_path),
+            "seed": info.seed,
+        },
+        "noise_model": asdict(noise),
+        "settings": asdict(settings),
+    }
     return RegressionResult(model, history, best[0], best[1], time.monotonic() - t0, meta)
 
 
-def save_regression(model: RegressionMLP, folder: str | os.PathLike, force: bool = False,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_regression(
+    model: RegressionMLP, folder: str | os.PathLike, force: bool = False, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``model.safetensors`` + ``baseline.json`` into ``folder`` (atomically, a temp folder renamed)."""
     folder = Path(folder)
     if folder.exists() and not force:
@@ -481,9 +533,14 @@ def save_regression(model: RegressionMLP, folder: str | os.PathLike, force: bool
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / BASELINE_WEIGHTS))
-        card = {"kind": "regression_mlp", "schema_version": 1, "spec": model.spec,
-                "sha256": file_sha256(tmp / BASELINE_WEIGHTS), "tensors": {k: list(v.shape) for k, v in state.items()},
-                **(extra or {})}
+        card = {
+            "kind": "regression_mlp",
+            "schema_version": 1,
+            "spec": model.spec,
+            "sha256": file_sha256(tmp / BASELINE_WEIGHTS),
+            "tensors": {k: list(v.shape) for k, v in state.items()},
+            **(extra or {}),
+        }
         (tmp / BASELINE_CARD).write_text(json.dumps(card, indent=2, allow_nan=False))
         if folder.exists():
             shutil.rmtree(folder)
@@ -499,8 +556,10 @@ def load_regression(folder: str | os.PathLike) -> tuple[RegressionMLP, dict[str,
     folder = Path(folder)
     card_path, wpath = folder / BASELINE_CARD, folder / BASELINE_WEIGHTS
     if not card_path.is_file() or not wpath.is_file():
-        raise ModelBundleError(f"{folder}: not a regression baseline (needs {BASELINE_CARD} and {BASELINE_WEIGHTS});"
-                               " make one with 'tissue-inn baseline regression'")
+        raise ModelBundleError(
+            f"{folder}: not a regression baseline (needs {BASELINE_CARD} and {BASELINE_WEIGHTS});"
+            " make one with 'tissue-inn baseline regression'"
+        )
     try:
         card = json.loads(card_path.read_text())
         if card.get("kind") != "regression_mlp":

@@ -72,8 +72,9 @@ def _check_pair(samples: torch.Tensor, truth: torch.Tensor) -> None:
     if samples.ndim != 3:
         raise ValueError(f"samples must have shape [N, S, D], got {tuple(samples.shape)}")
     if truth.shape != (samples.shape[0], samples.shape[2]):
-        raise ValueError(f"truth must have shape [N, D] = [{samples.shape[0]}, {samples.shape[2]}], "
-                         f"got {tuple(truth.shape)}")
+        raise ValueError(
+            f"truth must have shape [N, D] = [{samples.shape[0]}, {samples.shape[2]}], got {tuple(truth.shape)}"
+        )
 
 
 # --------------------------------------------------------------------------------------- point estimates
@@ -146,8 +147,9 @@ def map_estimate(samples: np.ndarray | torch.Tensor, max_bins: int = 512) -> tor
     valid = (idx >= 0) & (idx < nb)
     counts = torch.zeros(n * d, nb, dtype=x.dtype, device=x.device)
     counts.scatter_add_(1, idx.clamp(0, nb - 1).long(), valid.to(x.dtype))
-    dens = torch.nn.functional.conv1d(counts[:, None, :], _gauss_kernel(2.0, x.dtype, x.device),
-                                      padding="same")[:, 0, :]
+    dens = torch.nn.functional.conv1d(counts[:, None, :], _gauss_kernel(2.0, x.dtype, x.device), padding="same")[
+        :, 0, :
+    ]
     k = dens.argmax(dim=1)
     km, kp = (k - 1).clamp_min(0), (k + 1).clamp(max=nb - 1)
     c0 = dens.gather(1, k[:, None])[:, 0]
@@ -166,8 +168,11 @@ def map_estimate(samples: np.ndarray | torch.Tensor, max_bins: int = 512) -> tor
 def point_estimates(samples: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
     """``{"median", "mean", "map"}`` each ``[N, D]`` float64."""
     x = as_tensor(samples)
-    return {"median": quantiles(x.sort(dim=1).values, np.array([0.5]))[:, 0], "mean": x.mean(dim=1),
-            "map": map_estimate(x)}
+    return {
+        "median": quantiles(x.sort(dim=1).values, np.array([0.5]))[:, 0],
+        "mean": x.mean(dim=1),
+        "map": map_estimate(x),
+    }
 
 
 def mae(estimate: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -190,8 +195,9 @@ def r2_score(estimate: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tens
 
 
 # --------------------------------------------------------------------------------------- calibration
-def central_interval_inside(sorted_samples: torch.Tensor, truth: torch.Tensor,
-                            levels: np.ndarray = CALIBRATION_LEVELS) -> torch.Tensor:
+def central_interval_inside(
+    sorted_samples: torch.Tensor, truth: torch.Tensor, levels: np.ndarray = CALIBRATION_LEVELS
+) -> torch.Tensor:
     """Whether the truth lies inside the central q-interval, for each level: ``[N, Q, D]`` bool."""
     lv = as_tensor(levels)
     probs = torch.cat([(1 - lv) / 2, (1 + lv) / 2])
@@ -207,16 +213,18 @@ def calibration_curve(inside: np.ndarray | torch.Tensor, levels: np.ndarray = CA
     return frac - np.asarray(levels, dtype=np.float64)[:, None]
 
 
-def calibration_error(samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor,
-                      levels: np.ndarray = CALIBRATION_LEVELS) -> np.ndarray:
+def calibration_error(
+    samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, levels: np.ndarray = CALIBRATION_LEVELS
+) -> np.ndarray:
     """The paper's calibration error ``e_cal(q)`` ``[Q, D]`` for samples held in memory."""
     x, t = as_tensor(samples), as_tensor(truth)
     _check_pair(x, t)
     return calibration_curve(central_interval_inside(x.sort(dim=1).values, t, levels), levels)
 
 
-def calibration_summary(samples_or_inside: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor | None = None
-                        ) -> dict[str, np.ndarray]:
+def calibration_summary(
+    samples_or_inside: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor | None = None
+) -> dict[str, np.ndarray]:
     """``{"median_abs": [D], "at_68": [D]}`` — the paper's two calibration figures.
 
     Pass ``(samples, truth)``, or inside indicators ``[N, Q + 2, D]`` of
@@ -238,15 +246,15 @@ def interval_width(samples: np.ndarray | torch.Tensor, level: float = 0.68) -> n
     return (q[:, 1] - q[:, 0]).cpu().numpy()
 
 
-def coverage_curve(inside: np.ndarray | torch.Tensor, levels: np.ndarray = CALIBRATION_LEVELS
-                   ) -> dict[str, np.ndarray]:
+def coverage_curve(inside: np.ndarray | torch.Tensor, levels: np.ndarray = CALIBRATION_LEVELS) -> dict[str, np.ndarray]:
     """Expected coverage of the central intervals: ``{"nominal": [Q], "empirical": [Q, D]}``."""
     return {"nominal": np.asarray(levels, dtype=np.float64), "empirical": as_tensor(inside).mean(dim=0).cpu().numpy()}
 
 
 # --------------------------------------------------------------------------------------- SBC
-def sbc_ranks(samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor,
-              generator: torch.Generator | None = None) -> np.ndarray:
+def sbc_ranks(
+    samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
+) -> np.ndarray:
     """Rank of the truth among the S draws, ``[N, D]`` integers in ``0..S``.
 
     Ties (discrete samples, e.g. ABC from a bank) are broken uniformly at random with ``generator``
@@ -283,8 +291,12 @@ def sbc_histogram_from_ranks(ranks: np.ndarray, n_draws: int, n_bins: int = 20) 
     return {"counts": counts, "expected": expected, "p_value": p, "n_bins": n_bins}
 
 
-def sbc_histogram(samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, n_bins: int = 20,
-                  generator: torch.Generator | None = None) -> dict[str, Any]:
+def sbc_histogram(
+    samples: np.ndarray | torch.Tensor,
+    truth: np.ndarray | torch.Tensor,
+    n_bins: int = 20,
+    generator: torch.Generator | None = None,
+) -> dict[str, Any]:
     """SBC rank histogram and χ² p-value per parameter (see :func:`sbc_histogram_from_ranks`)."""
     ranks = sbc_ranks(samples, truth, generator)
     return sbc_histogram_from_ranks(ranks, int(as_tensor(samples).shape[1]), n_bins)
@@ -339,13 +351,19 @@ def posterior_predictive_residual(
     rel = diff.norm(dim=2) / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
     per_case = rel.quantile(0.5, dim=1)
     per_band = (diff.abs() / y[:, None, :].abs().clamp_min(1e-12)).reshape(n * k, -1).quantile(0.5, dim=0)
-    return {"per_case": per_case.cpu().numpy(), "per_band": per_band.cpu().numpy(),
-            "median": float(rel.quantile(0.5)), "p90": float(rel.flatten().quantile(0.9)), "n_resim": k}
+    return {
+        "per_case": per_case.cpu().numpy(),
+        "per_band": per_band.cpu().numpy(),
+        "median": float(rel.quantile(0.5)),
+        "p90": float(rel.flatten().quantile(0.9)),
+        "n_resim": k,
+    }
 
 
 # --------------------------------------------------------------------------------------- streaming
-def case_statistics(samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor,
-                    generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+def case_statistics(
+    samples: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, generator: torch.Generator | None = None
+) -> dict[str, np.ndarray]:
     """Reduce one chunk of cases to everything the report needs (small per-case arrays).
 
     Returns a dict of numpy arrays: ``median``, ``mean``, ``map``, ``var``, ``width68`` (``[n, D]``),

@@ -47,9 +47,19 @@ def _np(a: torch.Tensor | np.ndarray) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def _method_iter(name: str, sampler: Sampler, test_x: torch.Tensor, test_y: torch.Tensor, seed: int,
-                 max_chunk_values: int, chunk_size: int | None, ppc_cases: int, ppc_draws: int,
-                 should_stop: ShouldStop) -> Generator[Progress, None, tuple[dict, np.ndarray | None, float]]:
+def _method_iter(
+    name: str,
+    sampler: Sampler,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    cols: list[int],
+    seed: int,
+    max_chunk_values: int,
+    chunk_size: int | None,
+    ppc_cases: int,
+    ppc_draws: int,
+    should_stop: ShouldStop,
+) -> Generator[Progress, None, tuple[dict, np.ndarray | None, float]]:
     n, d = test_x.shape
     chunks: list[dict[str, np.ndarray]] = []
     ppc_x: list[np.ndarray] = []
@@ -67,9 +77,10 @@ def _method_iter(name: str, sampler: Sampler, test_x: torch.Tensor, test_y: torc
         with torch.no_grad():
             samples = torch.as_tensor(sampler(test_y[start:stop])).detach().cpu().double()
         if samples.ndim != 3 or samples.shape[0] != stop - start or samples.shape[2] != d:
-            raise ValueError(f"method {name!r}: sampler returned shape {tuple(samples.shape)}, expected "
-                             f"[{stop - start}, S, {d}]")
-        chunks.append(dg.case_statistics(samples, test_x[start:stop], rank_gen))
+            raise ValueError(
+                f"method {name!r}: sampler returned shape {tuple(samples.shape)}, expected [{stop - start}, S, {d}]"
+            )
+        chunks.append(dg.case_statistics(samples[:, :, cols], test_x[start:stop][:, cols], rank_gen))
         if start < ppc_cases:
             m = min(stop, ppc_cases) - start
             s = samples.shape[1]
@@ -84,8 +95,9 @@ def _method_iter(name: str, sampler: Sampler, test_x: torch.Tensor, test_y: torc
     return dg.concat_statistics(chunks), (np.concatenate(ppc_x) if ppc_x else None), seconds
 
 
-def _method_metrics(stats: dict[str, np.ndarray], truth: np.ndarray, names: Sequence[str], prior_var: np.ndarray,
-                    sbc_bins: int) -> dict[str, Any]:
+def _method_metrics(
+    stats: dict[str, np.ndarray], truth: np.ndarray, names: Sequence[str], prior_var: np.ndarray, sbc_bins: int
+) -> dict[str, Any]:
     n_draws = int(stats["n_draws"].min())
     point_only = n_draws == 1
     nq = dg.CALIBRATION_LEVELS.size
@@ -107,23 +119,33 @@ def _method_metrics(stats: dict[str, np.ndarray], truth: np.ndarray, names: Sequ
             "r2_median": float(r2[j]),
         }
         if point_only:
-            m.update(width68=None, cal_median_abs=None, cal_at_68=None, cal_at_95=None, contraction=None,
-                     sbc_p=None)
+            m.update(width68=None, cal_median_abs=None, cal_at_68=None, cal_at_95=None, contraction=None, sbc_p=None)
         else:
-            m.update(width68=float(width[j]), cal_median_abs=float(np.median(np.abs(e_cal[:nq, j]))),
-                     cal_at_68=float(e_cal[nq, j]), cal_at_95=float(e_cal[nq + 1, j]),
-                     contraction=float(contraction[j]), sbc_p=float(sbc["p_value"][j]))
+            m.update(
+                width68=float(width[j]),
+                cal_median_abs=float(np.median(np.abs(e_cal[:nq, j]))),
+                cal_at_68=float(e_cal[nq, j]),
+                cal_at_95=float(e_cal[nq + 1, j]),
+                contraction=float(contraction[j]),
+                sbc_p=float(sbc["p_value"][j]),
+            )
         metrics[p] = m
     out: dict[str, Any] = {"n_draws": n_draws, "point_only": point_only, "metrics": metrics}
     if not point_only:
-        out["calibration"] = {"q": dg.CALIBRATION_LEVELS.tolist(),
-                              "e_cal": {p: e_cal[:nq, j].tolist() for j, p in enumerate(names)}}
-        out["coverage"] = {"nominal": dg.CALIBRATION_LEVELS.tolist(),
-                           "empirical": {p: (e_cal[:nq, j] + dg.CALIBRATION_LEVELS).tolist()
-                                         for j, p in enumerate(names)}}
-        out["sbc"] = {"n_bins": sbc["n_bins"], "expected": sbc["expected"].tolist(),
-                      "counts": {p: sbc["counts"][:, j].tolist() for j, p in enumerate(names)},
-                      "p_value": {p: float(sbc["p_value"][j]) for j, p in enumerate(names)}}
+        out["calibration"] = {
+            "q": dg.CALIBRATION_LEVELS.tolist(),
+            "e_cal": {p: e_cal[:nq, j].tolist() for j, p in enumerate(names)},
+        }
+        out["coverage"] = {
+            "nominal": dg.CALIBRATION_LEVELS.tolist(),
+            "empirical": {p: (e_cal[:nq, j] + dg.CALIBRATION_LEVELS).tolist() for j, p in enumerate(names)},
+        }
+        out["sbc"] = {
+            "n_bins": sbc["n_bins"],
+            "expected": sbc["expected"].tolist(),
+            "counts": {p: sbc["counts"][:, j].tolist() for j, p in enumerate(names)},
+            "p_value": {p: float(sbc["p_value"][j]) for j, p in enumerate(names)},
+        }
     return out
 
 
@@ -140,8 +162,9 @@ def evaluate_iter(
     ppc_draws: int = 8,
     seed: int = 0,
     chunk_size: int | None = None,
-    max_chunk_values: int = 4_000_000,
+    max_chunk_values: int = 2_000_000,
     meta: dict[str, Any] | None = None,
+    report_parameters: Sequence[str] | None = None,
     should_stop: ShouldStop = None,
 ) -> Generator[Progress, None, dict[str, Any]]:
     """Generator form of :func:`evaluate` (yields Progress per chunk, returns the report)."""
@@ -152,8 +175,14 @@ def evaluate_iter(
         raise ValueError(f"test_x must be [N, {len(names)}], got {tuple(x.shape)}")
     if y.ndim != 2 or y.shape[0] != x.shape[0]:
         raise ValueError(f"test_y_noisy must be [N, B] with N = {x.shape[0]}, got {tuple(y.shape)}")
-    prior_var = np.asarray(prior_variance, dtype=np.float64)
-    truth = x.numpy()
+    if report_parameters is not None:
+        unknown = [p for p in report_parameters if p not in names]
+        if unknown or not report_parameters:
+            raise ValueError(f"report_parameters {unknown} not among {names}")
+    cols = [names.index(p) for p in report_parameters] if report_parameters is not None else list(range(len(names)))
+    names = [names[c] for c in cols]
+    prior_var = np.asarray(prior_variance, dtype=np.float64)[cols]
+    truth = x[:, cols].numpy()
     report: dict[str, Any] = {
         "parameter_names": names,
         "n_test": int(x.shape[0]),
@@ -164,19 +193,39 @@ def evaluate_iter(
         "methods": {},
     }
     for name, sampler in methods.items():
-        stats, ppc_x, seconds = yield from _method_iter(name, sampler, x, y, seed, max_chunk_values, chunk_size,
-                                                        ppc_cases if forward is not None else 0, ppc_draws,
-                                                        should_stop)
+        stats, ppc_x, seconds = yield from _method_iter(
+            name,
+            sampler,
+            x,
+            y,
+            cols,
+            seed,
+            max_chunk_values,
+            chunk_size,
+            ppc_cases if forward is not None else 0,
+            ppc_draws,
+            should_stop,
+        )
         res = _method_metrics(stats, truth, names, prior_var, sbc_bins)
         res["seconds"] = round(seconds, 2)
         if forward is not None and ppc_x is not None:
             yield Progress("evaluate", x.shape[0], x.shape[0], f"{name}: posterior predictive check")
             m = ppc_x.shape[0]
             samples_t = torch.from_numpy(ppc_x)
-            ppc = dg.posterior_predictive_residual(samples_t, y[:m], forward, n_resim=samples_t.shape[1],
-                                                   generator=torch.Generator().manual_seed(seed + 31))
-            res["ppc"] = {"n_cases": m, "n_resim": ppc["n_resim"], "median": ppc["median"], "p90": ppc["p90"],
-                          "per_band": ppc["per_band"].tolist()}
+            ppc = dg.posterior_predictive_residual(
+                samples_t,
+                y[:m],
+                forward,
+                n_resim=samples_t.shape[1],
+                generator=torch.Generator().manual_seed(seed + 31),
+            )
+            res["ppc"] = {
+                "n_cases": m,
+                "n_resim": ppc["n_resim"],
+                "median": ppc["median"],
+                "p90": ppc["p90"],
+                "per_band": ppc["per_band"].tolist(),
+            }
         report["methods"][name] = res
     return report
 
@@ -201,16 +250,19 @@ def evaluate(
         prior_variance: ``[D]`` prior variances (for the contraction).
         forward: optional ``x [M, D] → y [M, B]`` for the posterior predictive check (``ppc_cases`` ×
             ``ppc_draws`` forward evaluations per method).
-        **kwargs: ``sbc_bins``, ``ppc_cases``, ``ppc_draws``, ``seed``, ``chunk_size``,
-            ``max_chunk_values``, ``meta``, ``should_stop`` (see :func:`evaluate_iter`).
+        **kwargs: ``sbc_bins`` (20), ``ppc_cases`` (100), ``ppc_draws`` (8), ``seed`` (0), ``chunk_size``
+            (cases per sampler call; default: as many as keep ``max_chunk_values`` = 2 M sample values),
+            ``meta`` (stored in the report), ``report_parameters`` (subset of names to report; samplers still
+            return all D), ``should_stop``.
 
     Returns:
         The report dict: ``parameter_names``, ``n_test``, ``meta`` and per method ``metrics`` (per
         parameter: keys of :data:`METRICS` plus ``cal_at_95``), ``calibration``, ``coverage``,
         ``sbc``, ``ppc``, ``n_draws``, ``seconds``.
     """
-    return run_to_completion(evaluate_iter(methods, test_x, test_y_noisy, parameter_names, prior_variance, forward,
-                                           **kwargs))
+    return run_to_completion(
+        evaluate_iter(methods, test_x, test_y_noisy, parameter_names, prior_variance, forward, **kwargs)
+    )
 
 
 # ============================================================================================ report
@@ -285,13 +337,23 @@ def _grid(n: int) -> tuple[int, int]:
 
 def _new_figure(n_panels: int, title: str):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     rows, cols = _grid(n_panels)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * rows + 0.6), dpi=100, layout="constrained")
+    height = 2.4 * rows + 0.5
+    fig = Figure(figsize=(3.0 * cols, height), dpi=90)
+    # fixed margins: constrained layout costs seconds per figure on a busy CPU
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=0.45 / height + 0.02, top=1 - 0.55 / height, wspace=0.32, hspace=0.6
+    )
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=7)
     for ax in axes[n_panels:]:
         ax.set_visible(False)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     return fig, axes
 
 
@@ -322,8 +384,8 @@ def _figures(report: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
             ax.plot(q, 100 * e, label=mname)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_title(p, fontsize=9)
-        ax.set_xlabel("q")
-        ax.set_ylabel("e_cal [%]")
+        ax.set_xlabel("q", fontsize=8)
+        ax.set_ylabel("e_cal [%]", fontsize=8)
     axes[0].legend(fontsize=7)
     for mname, res in methods.items():
         data["series"][mname] = res["calibration"]["e_cal"]
@@ -336,8 +398,8 @@ def _figures(report: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
         for mname, res in methods.items():
             ax.plot(q, res["coverage"]["empirical"][p], label=mname)
         ax.set_title(p, fontsize=9)
-        ax.set_xlabel("nominal")
-        ax.set_ylabel("empirical")
+        ax.set_xlabel("nominal", fontsize=8)
+        ax.set_ylabel("empirical", fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
     axes[0].legend(fontsize=7)
@@ -360,18 +422,27 @@ def _figures(report: dict[str, Any]) -> dict[str, tuple[Any, dict[str, Any]]]:
             ax.fill_between(np.arange(n_bins), lo, hi, step="mid", color="0.85")
             ax.bar(np.arange(n_bins), counts, width=1.0, color="tab:blue", alpha=0.8)
             ax.set_title(f"{p} (p = {sbc['p_value'][p]:.2g})", fontsize=9)
-            ax.set_xlabel("rank bin")
-        figs[f"sbc_{_safe_name(mname)}.png"] = (fig, {"kind": "sbc", "method": mname, "n_bins": n_bins,
-                                                      "expected": expected.tolist(), "band_99": [lo.tolist(),
-                                                                                                 hi.tolist()],
-                                                      "counts": sbc["counts"], "p_value": sbc["p_value"]})
+            ax.set_xlabel("rank bin", fontsize=8)
+        figs[f"sbc_{_safe_name(mname)}.png"] = (
+            fig,
+            {
+                "kind": "sbc",
+                "method": mname,
+                "n_bins": n_bins,
+                "expected": expected.tolist(),
+                "band_99": [lo.tolist(), hi.tolist()],
+                "counts": sbc["counts"],
+                "p_value": sbc["p_value"],
+            },
+        )
 
     ppc_methods = {k: v for k, v in report["methods"].items() if v.get("ppc")}
     bands = report.get("meta", {}).get("band_centers_nm")
     if ppc_methods:
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(6, 3.5), dpi=100, layout="constrained")
+        fig = Figure(figsize=(6, 3.5), dpi=90)
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.14, top=0.9)
         ax = fig.subplots()
         data = {"kind": "ppc", "x": "band", "y": "median relative |y_sim - y_obs|", "bands_nm": bands, "series": {}}
         for mname, res in ppc_methods.items():
@@ -406,11 +477,13 @@ def _markdown(report: dict[str, Any], figure_files: list[str]) -> str:
         ppc_txt = f"{100 * ppc['median']:.2f} % / {100 * ppc['p90']:.2f} %" if ppc else "—"
         lines.append(f"| {name} | {res['n_draws']} | {res.get('seconds', '')} | {ppc_txt} |")
     lines += ["", format_table(report), ""]
-    lines.append("MAE (median/MAP): mean absolute error of the posterior median / mode; e_cal(q) = fraction of "
-                 "test cases whose truth lies inside the central q-interval − q (Ardizzone et al. 2019): "
-                 "negative = over-confident. median |e_cal| over q = 1/101 … 100/101. Contraction = 1 − "
-                 "posterior variance / prior variance (0: the prior, nothing learnt). SBC: χ² test of uniform "
-                 "ranks of the truth among the draws. Point estimators (1 draw) have no calibration figures.")
+    lines.append(
+        "MAE (median/MAP): mean absolute error of the posterior median / mode; e_cal(q) = fraction of "
+        "test cases whose truth lies inside the central q-interval − q (Ardizzone et al. 2019): "
+        "negative = over-confident. median |e_cal| over q = 1/101 … 100/101. Contraction = 1 − "
+        "posterior variance / prior variance (0: the prior, nothing learnt). SBC: χ² test of uniform "
+        "ranks of the truth among the draws. Point estimators (1 draw) have no calibration figures."
+    )
     lines.append("")
     for f in figure_files:
         lines.append(f"![{f}]({f})")

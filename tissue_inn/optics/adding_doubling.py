@@ -34,6 +34,8 @@ float64; the result has the dtype of ``mu_a_per_cm``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import torch
 
 from tissue_inn.optics.quadrature import split_quadrature
@@ -54,7 +56,9 @@ ACCURATE_N_QUAD = 32
 _WORK_DTYPE = torch.float64
 # Largest starting-layer optical thickness of the diamond initialisation (chosen by measuring the
 # error against much thinner starts; see tests/optics/test_adding_doubling.py).
-_MAX_START_TAU = 1.0 / 32.0
+_MAX_START_TAU = 1.0 / 16.0
+# Number of layer problems doubled together (keeps the working set in cache).
+_CHUNK = 1024
 
 
 def fresnel_reflectance(n_from: torch.Tensor, n_to: torch.Tensor | float, mu_from: torch.Tensor) -> torch.Tensor:
@@ -94,68 +98,95 @@ def _critical_cosine(n_tissue: torch.Tensor, n_out: torch.Tensor) -> torch.Tenso
     return torch.where(ratio2 < 1.0, torch.sqrt(torch.clamp(1.0 - ratio2, min=0.0)), torch.zeros_like(ratio2))
 
 
+def _diamond_start(a, d_tau, hpp, hpm, inv_mu, eye):
+    """Diamond (trapezoid) initialisation of thin layers; symmetric R, T, each ``[P, N, N]``.
+
+    With G = (dtau/2) A and K = (dtau/2) B the diamond rule gives T = 2 D^-1 - I and
+    R = 2 (I + G)^-1 K D^-1 with D = (I + G) - K (I + G)^-1 K. For a symmetric layer the sums
+    decouple: T + R = 2 (I + G - K)^-1 - I and T - R = 2 (I + G + K)^-1 - I, and both matrices are
+    symmetric positive definite in the symmetric representation (Cholesky; the inverse is Z^T Z
+    with Z = L^-1).
+    """
+    half = (0.5 * d_tau)[:, None, None]
+    g_mat = eye + half * (torch.diag_embed(inv_mu) - 0.5 * a[:, None, None] * hpp)  # I + G
+    k_mat = half * (0.5 * a[:, None, None] * hpm)  # K
+    chol, _ = torch.linalg.cholesky_ex(torch.stack([g_mat - k_mat, g_mat + k_mat]))
+    z = torch.linalg.solve_triangular(chol, eye, upper=False)
+    inv = z.transpose(-1, -2) @ z  # (I + G -+ K)^-1
+    plus, minus = inv[0], inv[1]
+    return plus - minus, plus + minus - eye
+
+
+def _double(r, t, eye):
+    """One doubling step of symmetric layers.
+
+    R' = R + T R (I - R R)^-1 T and T' = T (I - R R)^-1 T, evaluated through the equivalent
+    R' + T' = R + T (I - R)^-1 T and T' - R' = -R + T (I + R)^-1 T: in the symmetric representation
+    I - R and I + R are symmetric positive definite, so with Cholesky factors L+- and Z = L^-1 T
+    the products are Z^T Z.
+    """
+    chol, _ = torch.linalg.cholesky_ex(torch.stack([eye - r, eye + r]))
+    z = torch.linalg.solve_triangular(chol, t, upper=False)  # [2, P, N, N]
+    zz = z.transpose(-1, -2) @ z
+    plus, minus = zz[0], zz[1]  # T (I - R)^-1 T, T (I + R)^-1 T
+    return r + 0.5 * (plus - minus), 0.5 * (plus + minus)
+
+
 def _layer_matrices(
     albedo: torch.Tensor,
     tau: torch.Tensor,
     hpp: torch.Tensor,
     hpm: torch.Tensor,
     inv_mu: torch.Tensor,
+    group: torch.Tensor,
     max_start_tau: float,
+    chunk: int = _CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric-representation R and T of homogeneous layers (delta-M scaled quantities).
 
     Args:
         albedo: scaled single-scattering albedo, shape ``[P]``.
         tau: scaled optical thickness, shape ``[P]``.
-        hpp: symmetrised redistribution ``Q H++ Q`` (Q = diag sqrt(w / mu)), shape ``[P, N, N]``.
-        hpm: symmetrised ``Q H+- Q``, shape ``[P, N, N]``.
-        inv_mu: 1 / mu, shape ``[P, N]``.
+        hpp: symmetrised redistribution ``Q H++ Q`` (Q = diag sqrt(w / mu)) per sample-layer group,
+            shape ``[G, N, N]``.
+        hpm: symmetrised ``Q H+- Q``, shape ``[G, N, N]``.
+        inv_mu: 1 / mu per group, shape ``[G, N]``.
+        group: index into the groups for each problem, shape ``[P]`` (the redistribution does not
+            depend on wavelength, so all wavelengths of a sample-layer share one group).
         max_start_tau: largest optical thickness of the diamond starting layer.
+        chunk: number of layers processed together (cache locality).
 
     Returns:
         (R, T), each ``[P, N, N]``.
     """
     n = hpp.shape[-1]
+    n_prob = tau.shape[0]
     eye = torch.eye(n, dtype=hpp.dtype, device=hpp.device)
     # number of doublings per problem; starting thickness tau / 2**k in (max/2, max]
     ratio = torch.clamp(tau / max_start_tau, min=1.0)
     n_doublings = torch.ceil(torch.log2(ratio) - 1e-9).clamp(min=0).to(torch.int64)
-    n_doublings = torch.where(tau > 0, n_doublings, torch.zeros_like(n_doublings))
+    d_tau = tau / torch.exp2(n_doublings.to(tau.dtype))
+    # sort by number of doublings so every doubling step acts on a contiguous prefix of a chunk
     order = torch.argsort(n_doublings, descending=True)
-    k_sorted = n_doublings[order]
-    d_tau = (tau / torch.exp2(n_doublings.to(tau.dtype)))[order]
-    a = albedo[order]
-    half = (0.5 * d_tau)[:, None, None]
-    # diamond initialisation: G = (dtau/2) A, K = (dtau/2) B
-    g_mat = half * (torch.diag_embed(inv_mu[order]) - 0.5 * a[:, None, None] * hpp[order])
-    k_mat = half * (0.5 * a[:, None, None] * hpm[order])
-    e_mat = eye + g_mat
-    x = torch.linalg.solve(e_mat, k_mat)  # (I+G)^-1 K
-    d_mat = e_mat - k_mat @ x
-    # T = 2 D^-1 - I ; R = 2 (I+G)^-1 K D^-1 (symmetric, so = 2 D^-1 K (I+G)^-1)
-    rhs = torch.cat([2.0 * eye.expand_as(d_mat), 2.0 * x.transpose(-1, -2)], dim=-1)
-    sol = torch.linalg.solve(d_mat, rhs)
-    t_mat = sol[..., :n] - eye
-    r_mat = sol[..., n:]
-    r_mat = 0.5 * (r_mat + r_mat.transpose(-1, -2))
-    t_mat = 0.5 * (t_mat + t_mat.transpose(-1, -2))
-    k_max = int(k_sorted[0].item()) if k_sorted.numel() else 0
-    counts = torch.bincount(k_sorted, minlength=k_max + 1).flip(0).cumsum(0).flip(0).tolist() if k_max else []
-    # counts[j] = number of problems with K >= j; doubling step j acts on problems with K > j
-    r_out, t_out = r_mat, t_mat
-    for j in range(k_max):
-        m = counts[j + 1]
-        r, t = r_out[:m], t_out[:m]
-        rr = r @ r
-        chol, _ = torch.linalg.cholesky_ex(eye - rr)
-        y = torch.cholesky_solve(t, chol)  # (I - RR)^-1 T
-        ty = t @ y
-        r_new = r + (t @ r) @ y
-        r_out = torch.cat([r_new, r_out[m:]], dim=0) if m < r_out.shape[0] else r_new
-        t_out = torch.cat([ty, t_out[m:]], dim=0) if m < t_out.shape[0] else ty
-    inv_order = torch.empty_like(order)
-    inv_order[order] = torch.arange(order.numel(), device=order.device)
-    return r_out[inv_order], t_out[inv_order]
+    k_sorted = n_doublings[order].tolist()
+    r_out = torch.empty((n_prob, n, n), dtype=hpp.dtype, device=hpp.device)
+    t_out = torch.empty_like(r_out)
+    for lo in range(0, n_prob, chunk):
+        hi = min(lo + chunk, n_prob)
+        idx = order[lo:hi]
+        grp = group[idx]
+        r, t = _diamond_start(albedo[idx], d_tau[idx], hpp[grp], hpm[grp], inv_mu[grp], eye)
+        ks = k_sorted[lo:hi]
+        for j in range(ks[0]):
+            m = bisect_left([-k for k in ks], -j)  # problems with K > j (ks is descending)
+            if m == hi - lo:
+                r, t = _double(r, t, eye)
+            else:
+                r_new, t_new = _double(r[:m], t[:m], eye)
+                r, t = torch.cat([r_new, r[m:]]), torch.cat([t_new, t[m:]])
+        r_out[idx] = r
+        t_out[idx] = t
+    return r_out, t_out
 
 
 class _Setup:
@@ -207,10 +238,13 @@ def _stack_solve(setup: _Setup, a_scaled, tau_scaled, max_start_tau, want_transm
     batch = a_scaled.shape[:-2]
     n_wl, n_layers = a_scaled.shape[-2:]
     n = setup.mu.shape[-1]
-    hpp = setup.hpp[..., None, :, :, :].expand(*batch, n_wl, n_layers, n, n).reshape(-1, n, n)
-    hpm = setup.hpm[..., None, :, :, :].expand(*batch, n_wl, n_layers, n, n).reshape(-1, n, n)
-    inv_mu = setup.inv_mu[..., None, None, :].expand(*batch, n_wl, n_layers, n).reshape(-1, n)
-    r_l, t_l = _layer_matrices(a_scaled.reshape(-1), tau_scaled.reshape(-1), hpp, hpm, inv_mu, max_start_tau)
+    # problem p = ((sample * W) + wavelength) * L + layer  ->  group = sample * L + layer
+    prob = torch.arange(a_scaled.numel(), device=a_scaled.device)
+    group = torch.div(prob, n_wl * n_layers, rounding_mode="floor") * n_layers + prob % n_layers
+    hpp = setup.hpp.expand(*batch, n_layers, n, n).reshape(-1, n, n)
+    hpm = setup.hpm.expand(*batch, n_layers, n, n).reshape(-1, n, n)
+    inv_mu = setup.inv_mu[..., None, :].expand(*batch, n_layers, n).reshape(-1, n)
+    r_l, t_l = _layer_matrices(a_scaled.reshape(-1), tau_scaled.reshape(-1), hpp, hpm, inv_mu, group, max_start_tau)
     r_l = r_l.reshape(*batch, n_wl, n_layers, n, n)
     t_l = t_l.reshape(*batch, n_wl, n_layers, n, n)
     eye = torch.eye(n, dtype=_WORK_DTYPE, device=a_scaled.device)

@@ -34,7 +34,7 @@ class SolverSettings:
 
     n_quad: int = 16
     band_mode: str = "gauss-hermite"
-    nodes_per_band: int = 3
+    nodes_per_band: int = 4
     dtype: str = "float64"
     chunk_size: int = 2048
 

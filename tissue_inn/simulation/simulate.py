@@ -31,7 +31,7 @@ import torch
 from tissue_inn import __version__
 from tissue_inn.config import Camera, TissueModel
 from tissue_inn.errors import Cancelled, DataFileError, OutputExistsError, TissueInnError
-from tissue_inn.io.atomic import check_writable
+from tissue_inn.atomic import check_writable
 from tissue_inn.optics.forward import ForwardModel, SolverSettings
 from tissue_inn.progress import Progress, RateEstimator, ShouldStop
 
@@ -201,7 +201,7 @@ def _same(a, b) -> bool:
 
 def merge_shards(paths: list[str | os.PathLike], out_path: str | os.PathLike, force: bool = False) -> Path:
     """Join shards of one simulation (same tissue, camera, solver, seed, size) into one file."""
-    from tissue_inn.io.atomic import atomic_path
+    from tissue_inn.atomic import atomic_path
 
     if not paths:
         raise TissueInnError("merge needs at least one shard file")

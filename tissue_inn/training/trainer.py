@@ -73,6 +73,8 @@ class TrainSettings:
     # noise model applied to simulated y in every batch (default: the camera's)
     snr_min: float | None = None
     snr_max: float | None = None
+    snr_conditioning: bool = False  # cinn only: condition on log(SNR) of the measurement
+    nominal_snr: float | None = None
     device: str = "cpu"
     threads: int | None = None
     limit_samples: int | None = None
@@ -156,11 +158,11 @@ class _LossModule(nn.Module):
         self.estimator = estimator
         self.kwargs = kwargs
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(self, x: torch.Tensor, y: torch.Tensor, snr: torch.Tensor, generator: torch.Generator | None = None):
         kw = dict(self.kwargs)
         if self.estimator.family == "inn":
             kw["generator"] = generator
-        return self.estimator.loss(x, y, **kw)
+        return self.estimator.loss(x, y, snr=snr, **kw)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -169,7 +171,8 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera) -> PosteriorEstimator:
+def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera,
+                    noise: NoiseModel | None = None) -> PosteriorEstimator:
     network: dict[str, Any] = {
         "n_blocks": settings.n_blocks,
         "block_type": settings.block_type,
@@ -196,6 +199,8 @@ def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera
         list(camera.band_centers_nm),
         network,
         settings.normalization,
+        snr_range=(noise.snr_min, noise.snr_max) if (settings.snr_conditioning and noise is not None) else None,
+        nominal_snr=settings.nominal_snr,
     )
     return PosteriorEstimator(spec)
 
@@ -254,10 +259,19 @@ def train(
     should_stop: ShouldStop = None,
 ) -> Generator[Progress, None, TrainResult]:
     """Train an estimator on a simulated dataset. Yields per-epoch Progress; returns TrainResult."""
-    t_start = time.monotonic()
-    rank, world = _dist_info()
+    previous_threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    try:
+        result = yield from _train(data_path, settings, checkpoint_dir, resume, should_stop)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return result
+
+
+def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, should_stop: ShouldStop):
+    t_start = time.monotonic()
+    rank, world = _dist_info()
     device = torch.device(settings.device if settings.device != "cuda" or torch.cuda.is_available() else "cpu")
     data = SpectraDataset(data_path, limit=settings.limit_samples)
     info = data.info
@@ -281,9 +295,11 @@ def train(
     x_train, y_train = data.x[train_idx], data.y[train_idx]
     x_val, y_val = data.x[val_idx], data.y[val_idx]
     val_noise_gen = torch.Generator().manual_seed(settings.seed + 1)
-    y_val_noisy = noise.apply(y_val, val_noise_gen)
+    y_val_noisy, snr_val = noise.apply(y_val, val_noise_gen, return_snr=True)
+    if settings.snr_conditioning and settings.family != "cinn":
+        raise ConfigError("snr_conditioning needs the cinn family")
 
-    estimator = build_estimator(settings, tissue, camera)
+    estimator = build_estimator(settings, tissue, camera, noise)
     estimator.fit_scalers(x_train, y_train)
     estimator.to(device)
     loss_kwargs = {"y_noise": settings.y_noise} if settings.family == "inn" else {}
@@ -334,9 +350,9 @@ def train(
             idx = order[it * settings.batch_size:(it + 1) * settings.batch_size]
             idx = idx[rank * local_bs:(rank + 1) * local_bs]
             xb = x_train[idx]
-            yb = noise.apply(y_train[idx], batch_gen)
+            yb, snr_b = noise.apply(y_train[idx], batch_gen, return_snr=True)
             loss_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=batch_gen)) + rank)
-            terms = model(xb.to(device), yb.to(device), loss_gen)
+            terms = model(xb.to(device), yb.to(device), snr_b.to(device), loss_gen)
             total = terms["total"]
             if not torch.isfinite(total):
                 raise TissueInnError(f"training diverged at epoch {epoch + 1} (loss {total.item()}); lower --lr "
@@ -355,7 +371,8 @@ def train(
             vals = []
             for s in range(0, x_val.shape[0], settings.batch_size):
                 vt = loss_module(x_val[s:s + settings.batch_size].to(device),
-                                 y_val_noisy[s:s + settings.batch_size].to(device), vgen)
+                                 y_val_noisy[s:s + settings.batch_size].to(device),
+                                 snr_val[s:s + settings.batch_size].to(device), vgen)
                 vals.append(float(vt["total"]) * min(settings.batch_size, x_val.shape[0] - s))
             val_loss = sum(vals) / x_val.shape[0]
         dt = time.monotonic() - t_epoch

@@ -1,0 +1,309 @@
+"""The real main window, driven offscreen with pytest-qt on a real (tiny) bundle and a small cube."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from tissue_inn.gui.main_window import MainWindow  # noqa: E402
+from tissue_inn.io.maps import read_maps_hdf5, read_maps_tiff  # noqa: E402
+from tissue_inn.workspace import Workspace, histogram  # noqa: E402
+
+BANDS_NM = (470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0)
+WAIT_MS = 60000
+
+
+def write_cube(path, h=12, w=16, wavelengths=BANDS_NM, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 0.08 + 0.25 * np.linspace(0, 1, len(wavelengths))[None, None, :] * (0.5 + xx[..., None] / (2 * w))
+    cube = (base * (1 + 0.03 * rng.standard_normal((h, w, len(wavelengths))))).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("reflectance", data=cube)
+        ds.attrs["wavelengths_nm"] = np.asarray(wavelengths)
+        f.create_group("ground_truth").create_dataset("sao2", data=(0.3 + 0.6 * xx / w).astype(np.float32))
+    return path
+
+
+class Dialogs:
+    """Records QMessageBox calls instead of blocking."""
+
+    def __init__(self, answer=QMessageBox.StandardButton.Yes) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.answer = answer
+
+    def critical(self, parent, title, text, *args, **kwargs):
+        self.calls.append(("critical", title, text))
+        return QMessageBox.StandardButton.Ok
+
+    def question(self, parent, title, text, *args, **kwargs):
+        self.calls.append(("question", title, text))
+        return self.answer
+
+
+@pytest.fixture()
+def dialogs(monkeypatch):
+    d = Dialogs()
+    monkeypatch.setattr(QMessageBox, "critical", d.critical)
+    monkeypatch.setattr(QMessageBox, "question", d.question)
+    return d
+
+
+@pytest.fixture()
+def make_window(qtbot, tmp_path, dialogs, tiny_bundle):
+    """Factory of loaded windows; at the end every window is closed and no worker thread may survive."""
+    windows: list[MainWindow] = []
+
+    def make(image=None, n_draws_pixel=256, n_draws_map=16) -> MainWindow:
+        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
+        win = MainWindow(Workspace(n_draws_pixel=n_draws_pixel, n_draws_map=n_draws_map, seed=1), settings=settings)
+        qtbot.addWidget(win)
+        win.resize(1400, 850)
+        win.show()
+        assert win.load_model(tiny_bundle)
+        if image is None:
+            image = write_cube(tmp_path / f"cube{len(windows)}.h5")
+        assert win.open_image(image)
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.close()
+    assert all(w.workers.n_running == 0 for w in windows), "a worker outlived its window"
+    assert QThreadPool.globalInstance().waitForDone(10000)
+
+
+def click_pixel(qtbot, win: MainWindow, row: int, col: int) -> None:
+    pos = win.image_view.pixel_to_widget(row, col)
+    qtbot.mouseClick(win.image_view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+def test_click_shows_the_posterior_of_that_pixel(qtbot, make_window, dialogs):
+    from tissue_inn.inference.posterior import Posterior
+
+    win = make_window()
+    with qtbot.waitSignal(win.pixelShown, timeout=WAIT_MS):
+        click_pixel(qtbot, win, 5, 9)
+    res = win.ws.pixel_result
+    assert (res.request.row, res.request.col) == (5, 9)
+    ref = Posterior.from_bundle(win.ws.model_path).pixel(win.ws.image[5, 9], n_draws=256, seed=1, predictive_draws=0)
+    for j, name in enumerate(win.ws.parameter_names):
+        data = win.posterior_panel.plots[name].data
+        _, expect = histogram(ref.samples[:, j], *win.ws.plot_range(name), bins=len(data["edges"]) - 1)
+        np.testing.assert_allclose(data["series"]["posterior"], expect, rtol=1e-9, atol=1e-12)
+    plot = win.posterior_panel.plots["sao2"]
+    assert plot.truth.isVisible() and plot.truth.value() == pytest.approx(0.3 + 0.6 * 9 / 16)
+    assert plot.median.value() == pytest.approx(ref.summaries["sao2"]["median"])
+    assert plot.interval.getRegion() == pytest.approx((ref.summaries["sao2"]["q16"], ref.summaries["sao2"]["q84"]))
+    informed = plot.data["contraction"] >= 0.1
+    assert ("≈ prior" in plot.plot.titleLabel.text) != informed
+    assert "a_mie_1 [1/cm]" in plot.plot.getAxis("bottom").labelText or \
+        "[1/cm]" in win.posterior_panel.plots["a_mie_1"].plot.getAxis("bottom").labelText
+    np.testing.assert_allclose(win.spectrum.clicked.yData, win.ws.model_spectrum(5, 9))
+    with qtbot.waitSignal(win.predictiveShown, timeout=WAIT_MS):
+        pass
+    assert win.spectrum.predicted.yData is not None and len(win.spectrum.predicted.yData) == 8
+    with qtbot.waitSignal(win.latentShown, timeout=WAIT_MS) if win.latent.grid is None else _null():
+        pass
+    assert win.latent.grid.values.shape[2] == 13
+    assert "tiny" in win.status_model.text() and "cpu" in win.status_device.text()
+    assert not dialogs.calls
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_fast_clicks_show_only_the_last_pixel(qtbot, make_window):
+    win = make_window()
+    shown: list[int] = []
+    win.pixelShown.connect(shown.append)
+    win.select_pixel(1, 1)
+    win.select_pixel(2, 2)
+    win.select_pixel(3, 4)
+    qtbot.waitUntil(lambda: win.ws.pixel_result is not None and win.ws.pixel_result.request.row == 3,
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.workers.n_running == 0, timeout=WAIT_MS)
+    assert len(shown) == 1 and shown[0] == win.ws.generation  # the older answers were dropped, not drawn
+
+
+def test_regions_compare_and_export(qtbot, make_window, tmp_path):
+    win = make_window()
+    win.add_region("rect", {"x": 1, "y": 1, "w": 4, "h": 3})
+    win.add_region("ellipse", {"x": 8, "y": 3, "w": 6, "h": 6})
+    win.add_region("polygon", {"points": [(2, 6), (7, 6), (5, 11)]})
+    assert set(win.ws.regions) == {"R1", "R2", "R3"} and len(win._rois) == 3
+    win.regions_panel.draws.setValue(8)
+    with qtbot.waitSignal(win.regionsShown, timeout=WAIT_MS):
+        win.regions_panel.btn_compute.click()
+    assert win.regions_panel.table.rowCount() == 3 * 13
+    series = win.regions_panel.histograms.plots["sao2"].data["series"]
+    assert set(series) == {"R1", "R2", "R3"}
+    # moving an ROI updates its mask
+    roi = win._rois["R1"]
+    roi.setPos((3, 2))
+    qtbot.waitUntil(lambda: win.ws.regions["R1"].mask[2, 3], timeout=5000)
+    out = win.export_region_stats(tmp_path / "regions.csv")
+    with open(out[0]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 39 and {r["region"] for r in rows} == {"R1", "R2", "R3"}
+    win.remove_region("R2")
+    assert "R2" not in win._rois and "R2" not in win.ws.regions
+
+
+def test_maps_compute_display_export_without_blocking_the_gui(qtbot, make_window, tmp_path):
+    win = make_window(image=write_cube(tmp_path / "big.h5", h=24, w=32), n_draws_map=64)
+    qtbot.wait(300)  # let the first paints settle; we measure the GUI while the maps compute
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    progress: list = []
+    win.maps_panel.progress.valueChanged.connect(progress.append)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(win.mapsShown, timeout=WAIT_MS):
+        win.maps_panel.btn_image.click()
+    elapsed = time.perf_counter() - t0
+    timer.stop()
+    max_gap_ms = 1000 * max(gaps[1:] or [0.0])
+    print(f"\nmap of 24x32 px in {elapsed:.2f} s; GUI max gap {max_gap_ms:.0f} ms over {len(gaps)} ticks")
+    # target < 100 ms; the bound is generous because the test machine's 2 cores are shared
+    assert max_gap_ms < 250, f"GUI thread blocked for {max_gap_ms:.0f} ms"
+    assert progress and "ETA" in win.maps_panel.eta.text() or win.maps_panel.progress.value() > 0
+    key = win.maps_panel.current_key()
+    assert key == "sao2/median"
+    np.testing.assert_array_equal(win.image_view.overlay.image, win.ws.map_image(key))
+    assert win.image_view.colorbar.isVisible()
+    assert win.image_view.colorbar.levels() == pytest.approx(win.ws.map_range(key, "prior"))
+    win.maps_panel.select("a_mie_1", "iqr")
+    np.testing.assert_array_equal(win.image_view.overlay.image, win.ws.map_image("a_mie_1/iqr"))
+    assert "1/cm" in win.image_view.colorbar.getAxis("right").labelText
+    win.maps_panel.range_mode.setCurrentIndex(1)
+    assert win.image_view.colorbar.levels() == pytest.approx(win.ws.map_range("a_mie_1/iqr", "auto"))
+    win.maps_panel.opacity.setValue(30)
+    assert win.image_view.overlay.opacity() == pytest.approx(0.3)
+
+    h5 = win.export_maps(tmp_path / "maps.h5", "hdf5")
+    maps, _, _ = read_maps_hdf5(h5[0])
+    np.testing.assert_array_equal(maps["a_mie_1/iqr"], win.ws.map_image("a_mie_1/iqr"))
+    tif, _ = read_maps_tiff(win.export_maps(tmp_path / "maps.tif", "tiff")[0])
+    np.testing.assert_array_equal(tif["sao2/median"], win.ws.map_image("sao2/median"))
+    png = win.export_maps(tmp_path / "shown.png", "png")
+    assert len(png) == 1 and not QImage(str(png[0])).isNull()
+
+
+def test_cancel_a_running_map(qtbot, make_window, tmp_path):
+    win = make_window(image=write_cube(tmp_path / "big.h5", h=64, w=48), n_draws_map=2000)
+    win.maps_panel.draws.setValue(2000)
+    ended: list[str] = []
+    win.mapJobEnded.connect(ended.append)
+    win.maps_panel.btn_image.click()
+    qtbot.waitUntil(lambda: win.workers.n_running > 0 and win.maps_panel.btn_cancel.isEnabled(), timeout=WAIT_MS)
+    win.maps_panel.btn_cancel.click()
+    qtbot.waitUntil(lambda: "cancelled" in ended, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.workers.n_running == 0, timeout=WAIT_MS)
+    assert win.ws.maps is None and win.maps_panel.btn_image.isEnabled()
+
+
+def test_histogram_exports(qtbot, make_window, tmp_path):
+    win = make_window()
+    with qtbot.waitSignal(win.pixelShown, timeout=WAIT_MS):
+        win.select_pixel(4, 4)
+    png = win.export_histograms_png(tmp_path / "hist.png")
+    img = QImage(str(png[0]))
+    assert not img.isNull() and img.width() >= 800
+    csv_files = win.export_histograms_csv(tmp_path / "hist.csv")
+    with open(csv_files[0]) as fh:
+        rows = list(csv.DictReader(fh))
+    d = {r["parameter"] for r in rows}
+    assert len(d) == 13 and len(rows) % 13 == 0
+
+
+def test_mismatched_model_and_corrupt_file_give_dialogs(qtbot, make_window, dialogs, tiny_bundle, tmp_path):
+    win = make_window()
+    other = tmp_path / "other_camera"
+    shutil.copytree(tiny_bundle, other)
+    card = json.loads((other / "model_card.json").read_text())
+    card["band_centers_nm"] = [b + 25 for b in card["band_centers_nm"]]
+    card["estimator"]["band_centers_nm"] = card["band_centers_nm"]
+    (other / "model_card.json").write_text(json.dumps(card))
+    assert not win.load_model(other)
+    assert dialogs.calls and dialogs.calls[-1][0] == "critical"
+    assert "495" in dialogs.calls[-1][2] and "470" in dialogs.calls[-1][2]
+    assert win.ws.model_path == tiny_bundle  # the old model stays
+
+    bad = tmp_path / "corrupt.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00garbage" * 100)
+    n = len(dialogs.calls)
+    assert not win.open_image(bad)
+    assert len(dialogs.calls) == n + 1 and "corrupt.h5" in dialogs.calls[-1][2]
+    assert win.ws.image_path.name == "cube0.h5"
+
+
+def test_worker_exception_becomes_a_dialog(qtbot, make_window, dialogs, monkeypatch):
+    win = make_window()
+
+    def boom(request):
+        raise RuntimeError("network exploded")
+
+    monkeypatch.setattr(win.ws, "compute_pixel", boom)
+    win.select_pixel(2, 2)
+    qtbot.waitUntil(lambda: any("network exploded" in c[2] for c in dialogs.calls), timeout=WAIT_MS)
+
+
+def test_close_while_mapping_asks_and_stops(qtbot, make_window, dialogs, tmp_path):
+    win = make_window(image=write_cube(tmp_path / "big.h5", h=64, w=48), n_draws_map=2000)
+    win.maps_panel.draws.setValue(2000)
+    win.maps_panel.btn_image.click()
+    qtbot.waitUntil(lambda: win.workers.n_running > 0, timeout=WAIT_MS)
+    dialogs.answer = QMessageBox.StandardButton.No
+    win.close()
+    assert win.isVisible() and dialogs.calls[-1][0] == "question"
+    dialogs.answer = QMessageBox.StandardButton.Yes
+    win.close()
+    assert not win.isVisible() and win.workers.n_running == 0
+
+
+def test_recent_files_model_card_and_drop(qtbot, make_window, tmp_path, tiny_bundle):
+    win = make_window()
+    second = write_cube(tmp_path / "second.h5", h=8, w=8)
+    win.open_dropped(str(second))
+    assert win.ws.image_path == second and win.ws.shape == (8, 8)
+    recent = win.recent_files()
+    assert recent[0].endswith("second.h5") and recent[1].endswith("cube0.h5")
+    assert [a.text() for a in win.recent_menu.actions()][:2] == recent[:2]
+    win.open_dropped(str(tiny_bundle))  # a bundle folder loads the model
+    assert win.ws.model_path == tiny_bundle
+    dlg = win.show_model_card()
+    assert dlg is not None and dlg.tabs.count() == 5
+    dlg.close()
+    # display modes
+    win.mode.setCurrentIndex(1)
+    win.band_single.setCurrentIndex(6)
+    np.testing.assert_array_equal(win.image_view.base.image, win.ws.band(6))
+    win.mode.setCurrentIndex(0)
+    assert win.image_view.base.image.shape == (8, 8, 3)

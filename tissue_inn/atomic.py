@@ -1,0 +1,61 @@
+"""Atomic file writes: write beside the target, flush to disk, then rename into place.
+
+An interrupted write never leaves a half-written file at the target path, and an
+existing file is only replaced when ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from tissue_inn.errors import OutputExistsError, TissueInnError
+
+__all__ = ["atomic_path", "check_writable"]
+
+
+def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
+    """Fail early, with a clear message, when ``path`` cannot be written."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} already exists; pass --force (force=True) to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TissueInnError(f"cannot create folder {parent}: {exc.strerror}; choose another output path") from exc
+    if not os.access(parent, os.W_OK):
+        raise TissueInnError(f"cannot write to folder {parent}: permission denied; choose another output path")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_path(d / "a.txt") as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> (d / "a.txt").read_text()
+        'hello'
+    """
+    path = check_writable(path, force=force)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if path.exists() and not force:
+            raise OutputExistsError(f"{path} appeared while writing; pass --force to replace it")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
