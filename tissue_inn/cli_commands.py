@@ -61,6 +61,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ckpt = args.output.with_name(args.output.name + ".checkpoint")
     res = _drive(train(args.data, settings, checkpoint_dir=ckpt, resume=not args.no_resume),
                  f"train {settings.family}", args.quiet, unit="epoch")
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return 0  # rank 0 writes the bundle
     card = {"name": args.output.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     card.update(res.card_sections())
     save_bundle(res.estimator, card, args.output, force=args.force)

@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.posterior_panel = PosteriorPanel(title="Click a pixel to see its posterior.")
         self.regions_panel = RegionsPanel()
         self.maps_panel = MapsPanel()
+        self.maps_panel.draws.setValue(self.ws.n_draws_map)
         self.latent = LatentExplorer()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.posterior_panel, "Pixel posterior")

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from tissue_inn import __version__
+from tissue_inn.atomic import check_writable
 from tissue_inn.config import Camera, TissueModel
 from tissue_inn.errors import Cancelled, DataFileError, OutputExistsError, TissueInnError
-from tissue_inn.atomic import check_writable
 from tissue_inn.optics.forward import ForwardModel, SolverSettings
 from tissue_inn.progress import Progress, RateEstimator, ShouldStop
 

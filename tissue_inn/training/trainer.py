@@ -36,7 +36,7 @@ from tissue_inn.errors import Cancelled, ConfigError, TissueInnError
 from tissue_inn.estimators import PosteriorEstimator, make_spec
 from tissue_inn.progress import Progress, ShouldStop
 
-__all__ = ["TrainSettings", "TrainResult", "train", "EpochReport"]
+__all__ = ["TrainSettings", "TrainResult", "train", "EpochReport", "maybe_init_distributed"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,14 @@ class _LossModule(nn.Module):
         return self.estimator.loss(x, y, snr=snr, **kw)
 
 
+def maybe_init_distributed(device: str = "cpu") -> tuple[int, int]:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE > 1``); return (rank, world)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") and torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return _dist_info()
+
+
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -271,8 +279,13 @@ def train(
 
 def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, should_stop: ShouldStop):
     t_start = time.monotonic()
-    rank, world = _dist_info()
-    device = torch.device(settings.device if settings.device != "cuda" or torch.cuda.is_available() else "cpu")
+    rank, world = maybe_init_distributed(settings.device)
+    if settings.batch_size % world:
+        raise ConfigError(f"batch_size {settings.batch_size} must be divisible by the number of processes {world}")
+    device = torch.device(settings.device if not settings.device.startswith("cuda") or torch.cuda.is_available()
+                          else "cpu")
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     data = SpectraDataset(data_path, limit=settings.limit_samples)
     info = data.info
     tissue = TissueModel.from_dict(info.tissue, source=f"{data_path}:tissue")
