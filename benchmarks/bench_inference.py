@@ -59,8 +59,20 @@ def _matmul_chain_rate(shapes: list[tuple[int, int]], batch: int, repeats: int) 
     return batch * repeats / dt
 
 
-def _big_run(model: str, size: int, draws: int, device: str, threads: int) -> None:
-    """Child process: write a synthetic cube memmap and stream it; print peak RSS (JSON)."""
+def _write_big_cube(path: Path, size: int) -> None:
+    """A synthetic ``size × size × 8`` float32 .npy memmap of plausible spectra, written in row blocks."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(size, size, 8))
+    base = np.linspace(0.05, 0.5, 8, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for r0 in range(0, size, 256):
+        r1 = min(size, r0 + 256)
+        arr[r0:r1] = base * rng.uniform(0.6, 1.4, size=(r1 - r0, size, 1)).astype(np.float32)
+    arr.flush()
+    del arr
+
+
+def _big_run(model: str, cube_path: str, draws: int, device: str, threads: int) -> None:
+    """Child process: stream the cube through ``infer_image``; print peak RSS (JSON)."""
     import resource
 
     from tissue_inn.inference.image import infer_image
@@ -70,21 +82,11 @@ def _big_run(model: str, size: int, draws: int, device: str, threads: int) -> No
 
     torch.set_num_threads(threads)
     post = Posterior.from_bundle(model, device=device)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.npy"
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(size, size, 8))
-        base = np.linspace(0.05, 0.5, 8, dtype=np.float32)
-        rng = np.random.default_rng(0)
-        for r0 in range(0, size, 256):
-            r1 = min(size, r0 + 256)
-            arr[r0:r1] = base * rng.uniform(0.6, 1.4, size=(r1 - r0, size, 1)).astype(np.float32)
-        arr.flush()
-        del arr
-        cube = read_cube(path, wavelengths_nm=list(post.band_centers_nm))
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
-        res = run_to_completion(infer_image(post, cube, n_draws=draws, predictive=None, stats=("median", "iqr", "map")))
-        dt = time.perf_counter() - t0
+    cube = read_cube(cube_path, wavelengths_nm=list(post.band_centers_nm))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    res = run_to_completion(infer_image(post, cube, n_draws=draws, predictive=None, stats=("median", "iqr", "map")))
+    dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
@@ -94,10 +96,41 @@ def _big_run(model: str, size: int, draws: int, device: str, threads: int) -> No
                 "seconds": round(dt, 1),
                 "pixels": int(res.mask.sum()),
                 "draws": draws,
-                "size": size,
+                "size": cube.shape[0],
             }
         )
     )
+
+
+def _big(args, big_size: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.npy"
+        _write_big_cube(path, big_size)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--_big-child",
+            str(path),
+            "--model",
+            args.model,
+            "--big-draws",
+            str(args.big_draws),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return {"error": proc.stderr[-300:]}
+    big = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(
+        f"peak RSS streaming {big_size}×{big_size}×8 ({args.big_draws} draws, median/iqr/map maps): "
+        f"{big['peak_rss_mb']:.0f} MB (after loading, before mapping {big['rss_before_mb']:.0f} MB; "
+        f"{big['seconds']} s; target ≤ 2048 MB)"
+    )
+    return big
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,12 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", default=str(ROOT / "resources" / "samples" / "colon_sample.h5"))
     p.add_argument("--big-size", type=int, default=None, help="side of the synthetic cube (default 2048; quick 512)")
     p.add_argument("--big-draws", type=int, default=8)
-    p.add_argument("--skip-big", action="store_true")
-    p.add_argument("--_big-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--skip-big", action="store_true", help="skip the big-cube memory run")
+    p.add_argument("--only-big", action="store_true", help="run only the big-cube memory run")
+    p.add_argument("--_big-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     big_size = args.big_size or (512 if args.quick else 2048)
     if args._big_child:
-        _big_run(args.model, big_size, args.big_draws, args.device, args.threads)
+        _big_run(args.model, args._big_child, args.big_draws, args.device, args.threads)
+        return 0
+    if args.only_big:
+        print(json.dumps({"big": _big(args, big_size)}))
         return 0
 
     from tissue_inn.inference.image import infer_image
@@ -210,33 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. peak RSS while streaming a big cube (subprocess for a clean peak)
     if not args.skip_big:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--_big-child",
-            "--model",
-            args.model,
-            "--big-size",
-            str(big_size),
-            "--big-draws",
-            str(args.big_draws),
-            "--device",
-            args.device,
-            "--threads",
-            str(args.threads),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            out["big"] = {"error": proc.stderr[-300:]}
-        else:
-            big = json.loads(proc.stdout.strip().splitlines()[-1])
-            out["big"] = big
-            print(
-                f"peak RSS streaming {big_size}×{big_size}×8 ({args.big_draws} draws, median/iqr/map maps): "
-                f"{big['peak_rss_mb']:.0f} MB (before mapping {big['rss_before_mb']:.0f} MB; {big['seconds']} s; "
-                "target ≤ 2048 MB)"
-            )
+        out["big"] = _big(args, big_size)
     print(json.dumps(out))
     return 0
 

@@ -20,9 +20,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 
 
+ERRORS: list[str] = []
+
+
 def wait_for(app, condition, timeout_s: float, what: str) -> None:
     t0 = time.monotonic()
     while not condition():
+        if ERRORS:
+            raise SystemExit(f"error: {ERRORS[0]}")
         if time.monotonic() - t0 > timeout_s:
             raise SystemExit(f"error: timed out after {timeout_s:.0f} s waiting for {what}")
         app.processEvents()
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     from tissue_inn.gui.main_window import MainWindow
     from tissue_inn.workspace import Workspace
@@ -50,12 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     if not image.is_file():
         raise SystemExit(f"error: image {image} not found; pass --image")
     app = QApplication.instance() or QApplication(["tissue-inn"])
+
+    def record(parent, title, text, *rest, **kw):  # a modal dialog would block an offscreen run forever
+        ERRORS.append(f"{title}: {text}")
+        return QMessageBox.StandardButton.Ok
+
+    QMessageBox.critical = record
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshot.ini"), QSettings.Format.IniFormat)
     win = MainWindow(Workspace(n_draws_pixel=4096, n_draws_map=args.map_draws), settings=settings)
     w, h = (int(v) for v in args.size.lower().split("x"))
     win.resize(w, h)
     win.show()
     if not win.load_model(args.model) or not win.open_image(image):
+        print(f"error: {ERRORS}", file=sys.stderr)
         return 2
     rows, cols = win.ws.shape
     # a pixel: given, or the valid pixel nearest the image centre

@@ -48,6 +48,10 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     path = check_writable(path, force=force)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would (umask applied)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
     tmp = Path(tmp_name)
     try:
         yield tmp

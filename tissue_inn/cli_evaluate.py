@@ -176,8 +176,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for i, (mname, (est, _card, _f)) in enumerate(models.items()):
             gen = torch.Generator().manual_seed(args.seed + 1000 * (i + 1))
 
-            def sampler(y, est=est, gen=gen):
-                return est.sample(y.to(device), args.draws, generator=gen).cpu()
+            def sampler(y, est=est, gen=gen, snr=snr):
+                # SNR-conditioned models are told the test SNR (the camera's known noise level);
+                # with the training range (snr None) they use their nominal SNR.
+                return est.sample(y.to(device), args.draws, generator=gen, snr=snr).cpu()
 
             methods[mname] = sampler
         if args.abc_bank:

@@ -100,6 +100,7 @@ def _args_infer(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tile-pixels", type=int, default=65536, help="pixels read per strip (memory)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
 
 
@@ -118,6 +119,10 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     from tissue_inn.io.cubes import read_cube
     from tissue_inn.io.maps import write_csv, write_map_png, write_maps_hdf5, write_maps_tiff
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.draws < 2:
         raise TissueInnError("--draws must be ≥ 2")
     stats = tuple(s.strip() for s in args.stats.split(",") if s.strip()) if args.stats else ALL_MAP_STATS

@@ -647,7 +647,11 @@ class Workspace:
 
     # ------------------------------------------------------------------ maps
     def new_map_job(
-        self, roi_mask: np.ndarray | None = None, n_draws: int | None = None, seed: int | None = None
+        self,
+        roi_mask: np.ndarray | None = None,
+        n_draws: int | None = None,
+        seed: int | None = None,
+        predictive: bool = True,
     ) -> MapJob:
         """Describe a map computation (whole image or ``roi_mask``); increases the map generation."""
         if not self.ready:
@@ -666,6 +670,7 @@ class Workspace:
             self.seed if seed is None else int(seed),
             self.posterior,
             self.cube,
+            bool(predictive),
         )
 
     def run_map_job(
@@ -684,6 +689,7 @@ class Workspace:
                 seed=job.seed,
                 roi_mask=job.roi_mask,
                 should_stop=should_stop,
+                predictive="median" if job.predictive else None,
             )
         )
 

@@ -307,3 +307,37 @@ def test_recent_files_model_card_and_drop(qtbot, make_window, tmp_path, tiny_bun
     np.testing.assert_array_equal(win.image_view.base.image, win.ws.band(6))
     win.mode.setCurrentIndex(0)
     assert win.image_view.base.image.shape == (8, 8, 3)
+
+
+def send_mouse(widget, kind, pos, button=Qt.MouseButton.NoButton, buttons=Qt.MouseButton.NoButton):
+    """Deliver a mouse event directly (QTest's mouseMove does not reach widgets on the offscreen platform)."""
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    local = QPointF(pos)
+    event = QMouseEvent(getattr(QEvent.Type, kind), local, QPointF(widget.mapToGlobal(pos)), button, buttons,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def test_hover_and_freehand_region_with_the_mouse(qtbot, make_window):
+    win = make_window()
+    viewport = win.image_view.graphics.viewport()
+    left = Qt.MouseButton.LeftButton
+    send_mouse(viewport, "MouseMove", win.image_view.pixel_to_widget(3, 4))
+    qtbot.waitUntil(lambda: "row 3, col 4" in win.status_pixel.text(), timeout=5000)
+    np.testing.assert_allclose(win.spectrum.hover.yData, win.ws.spectrum(3, 4))
+    # free-hand: press the tool button, then drag a triangle on the image
+    win.regions_panel.btn_poly.click()
+    assert win.image_view.view.draw_mode
+    send_mouse(viewport, "MouseButtonPress", win.image_view.pixel_to_widget(1, 1), left, left)
+    for r, c in [(1, 3), (1, 6), (1, 9), (1, 12), (4, 8), (6, 5), (9, 1), (5, 1), (2, 1)]:
+        send_mouse(viewport, "MouseMove", win.image_view.pixel_to_widget(r, c), Qt.MouseButton.NoButton, left)
+        qtbot.wait(5)
+    send_mouse(viewport, "MouseButtonRelease", win.image_view.pixel_to_widget(1, 1), left, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: "R1" in win.ws.regions, timeout=5000)
+    region = win.ws.regions["R1"]
+    assert region.kind == "polygon" and not win.image_view.view.draw_mode
+    assert region.mask[2, 2] and region.mask[2, 6] and not region.mask[10, 12]
+    assert 15 <= region.n_pixels <= 70  # a triangle of legs ≈ 8 × 11 px

@@ -510,8 +510,7 @@ class MainWindow(QMainWindow):
 
     def _on_map_error(self, exc: BaseException) -> None:
         if isinstance(exc, (Cancelled, GeneratorExit)) or (self._map_stop is not None and self._map_stop()):
-            self.mapJobEnded.emit("cancelled")
-            return
+            return  # reported once by _on_map_finished
         self.mapJobEnded.emit("failed")
         self.show_error("Map computation failed", exc)
 

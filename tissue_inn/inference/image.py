@@ -214,7 +214,7 @@ def infer_image(
         "model_band_centers_nm": [float(v) for v in posterior.band_centers_nm],
         "n_draws": n_draws,
         "seed": int(seed),
-        "seeding": "torch.Generator per (seed, row, unit) via numpy SeedSequence; unit = "
+        "seeding": "torch.Generator per (seed, row, unit) seeded by SplitMix64; unit = "
         f"{up} consecutive pixels of a row",
         "unit_pixels": up,
         "tile_rows": tile_rows,

@@ -92,12 +92,23 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One SplitMix64 step (Steele et al. 2014): a fast, well-mixed 64-bit hash."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
 def unit_generator(seed: int, row: int, unit: int) -> torch.Generator:
-    """The CPU generator of seed unit ``unit`` of image row ``row`` (independent streams via SeedSequence)."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, int(row), int(unit)]).generate_state(
-        2, np.uint32
-    )
-    return torch.Generator().manual_seed(int(state[0]) | (int(state[1] & 0x7FFFFFFF) << 32))
+    """The CPU generator of seed unit ``unit`` of image row ``row``: seeded with SplitMix64(seed, row, unit)."""
+    h = _splitmix64(int(seed) & _MASK64)
+    h = _splitmix64(h ^ (int(row) & _MASK64))
+    h = _splitmix64(h ^ (int(unit) & _MASK64))
+    return torch.Generator().manual_seed(h & 0x7FFFFFFFFFFFFFFF)
 
 
 def relative_residual(y_sim: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, scale_free: bool):
