@@ -508,7 +508,7 @@ class Workspace:
         return out
 
     # ------------------------------------------------------------------ priors
-    def prior_samples(self, n: int = 20000, seed: int | None = None) -> np.ndarray:
+    def prior_samples(self, n: int = 100_000, seed: int | None = None) -> np.ndarray:
         """``[n, D]`` draws from the model's prior (the card's tissue definition), cached.
 
         Falls back to uniform draws over finite prior bounds (NaN for an unbounded parameter) when the

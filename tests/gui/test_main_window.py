@@ -76,6 +76,7 @@ def make_window(qtbot, tmp_path, dialogs, tiny_bundle):
             image = write_cube(tmp_path / f"cube{len(windows)}.h5")
         assert win.open_image(image)
         windows.append(win)
+        qtbot.wait(50)  # let the layout settle before tests map pixels to widget coordinates
         return win
 
     yield make
@@ -109,8 +110,8 @@ def test_click_shows_the_posterior_of_that_pixel(qtbot, make_window, dialogs):
     assert plot.interval.getRegion() == pytest.approx((ref.summaries["sao2"]["q16"], ref.summaries["sao2"]["q84"]))
     informed = plot.data["contraction"] >= 0.1
     assert ("≈ prior" in plot.plot.titleLabel.text) != informed
-    assert "a_mie_1 [1/cm]" in plot.plot.getAxis("bottom").labelText or \
-        "[1/cm]" in win.posterior_panel.plots["a_mie_1"].plot.getAxis("bottom").labelText
+    assert "a_mie_1 [1/cm]" in win.posterior_panel.plots["a_mie_1"].plot.getAxis("bottom").labelText
+    assert "d_1 [µm]" in win.posterior_panel.plots["d_1"].plot.getAxis("bottom").labelText
     np.testing.assert_allclose(win.spectrum.clicked.yData, win.ws.model_spectrum(5, 9))
     with qtbot.waitSignal(win.predictiveShown, timeout=WAIT_MS):
         pass
@@ -137,8 +138,7 @@ def test_fast_clicks_show_only_the_last_pixel(qtbot, make_window):
     win.select_pixel(1, 1)
     win.select_pixel(2, 2)
     win.select_pixel(3, 4)
-    qtbot.waitUntil(lambda: win.ws.pixel_result is not None and win.ws.pixel_result.request.row == 3,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.ws.pixel_result is not None and win.ws.pixel_result.request.row == 3, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.workers.n_running == 0, timeout=WAIT_MS)
     assert len(shown) == 1 and shown[0] == win.ws.generation  # the older answers were dropped, not drawn
 
@@ -316,8 +316,14 @@ def send_mouse(widget, kind, pos, button=Qt.MouseButton.NoButton, buttons=Qt.Mou
     from PySide6.QtWidgets import QApplication
 
     local = QPointF(pos)
-    event = QMouseEvent(getattr(QEvent.Type, kind), local, QPointF(widget.mapToGlobal(pos)), button, buttons,
-                        Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(
+        getattr(QEvent.Type, kind),
+        local,
+        QPointF(widget.mapToGlobal(pos)),
+        button,
+        buttons,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, event)
 
 
@@ -341,3 +347,34 @@ def test_hover_and_freehand_region_with_the_mouse(qtbot, make_window):
     assert region.kind == "polygon" and not win.image_view.view.draw_mode
     assert region.mask[2, 2] and region.mask[2, 6] and not region.mask[10, 12]
     assert 15 <= region.n_pixels <= 70  # a triangle of legs ≈ 8 × 11 px
+
+
+def test_launcher_opens_image_and_model(qtbot, monkeypatch, tmp_path, tiny_bundle, dialogs):
+    from PySide6.QtWidgets import QApplication
+
+    from tissue_inn.launcher import main as launcher_main
+
+    monkeypatch.setenv("TISSUE_INN_SETTINGS", str(tmp_path / "app.ini"))
+    image = write_cube(tmp_path / "launch.h5")
+    seen = {}
+
+    def fake_exec(self):
+        win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        seen.update(model=win.ws.model_path, image=win.ws.image_path, recent=win.recent_files())
+        win.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", fake_exec)
+    assert launcher_main(["gui", str(image), "--model", str(tiny_bundle)]) == 0
+    assert seen["model"] == tiny_bundle and seen["image"] == image
+    assert seen["recent"][0].endswith("launch.h5") and not dialogs.calls
+
+
+def test_dead_pixel_click_is_explained_not_crashing(qtbot, make_window, dialogs, tmp_path):
+    path = write_cube(tmp_path / "dead.h5")
+    with h5py.File(path, "r+") as f:
+        f["reflectance"][2, 3, :] = np.nan
+    win = make_window(image=path)
+    win.select_pixel(2, 3)
+    qtbot.waitUntil(lambda: "NaN" in win.posterior_panel.header.text(), timeout=WAIT_MS)
+    assert not dialogs.calls and win.ws.pixel_result is None

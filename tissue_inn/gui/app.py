@@ -23,7 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="?", help="multispectral image (default: the shipped sample image)")
     p.add_argument("--model", "-m", default=None, help="model bundle folder or shipped name (default: colon_default)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--screenshot", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -41,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from tissue_inn.gui.main_window import MainWindow
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(["tissue-inn"])
     app.setApplicationName("tissue_inn")
     app.setOrganizationName("tissue_inn")
-    window = MainWindow()
+    ini = os.environ.get("TISSUE_INN_SETTINGS")  # an INI file instead of the user's settings (tests, kiosks)
+    settings = QSettings(ini, QSettings.Format.IniFormat) if ini else None
+    window = MainWindow(settings=settings)
     window.show()
     window.load_model(args.model, device=args.device)
     image = args.image or default_sample_image()

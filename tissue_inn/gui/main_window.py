@@ -94,6 +94,8 @@ class MainWindow(QMainWindow):
         self.mode.addItem("pseudo-RGB", "rgb")
         self.mode.addItem("single band", "band")
         self.band_r, self.band_g, self.band_b, self.band_single = QComboBox(), QComboBox(), QComboBox(), QComboBox()
+        for combo in (self.band_r, self.band_g, self.band_b, self.band_single):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("show"))
         bar.addWidget(self.mode)
@@ -403,8 +405,13 @@ class MainWindow(QMainWindow):
         self.predictiveShown.emit(req.generation)
 
     def _on_pixel_error(self, exc: BaseException) -> None:
-        if self._pending_pixel is None:
-            self.show_error("Pixel posterior failed", exc)
+        if self._pending_pixel is not None:
+            return  # the user has clicked on; this answer is stale anyway
+        if isinstance(exc, TissueInnError):  # e.g. a dead or saturated pixel: say so, no dialog
+            self.posterior_panel.header.setText(f"<span style='color:#b00000'>{exc}</span>")
+            self.statusBar().showMessage(str(exc), 8000)
+            return
+        self.show_error("Pixel posterior failed", exc)
 
     def _on_pixel_finished(self) -> None:
         self._pixel_busy = False

@@ -32,6 +32,11 @@ def _brush(color: str, alpha: int) -> pg.QtGui.QBrush:
     return pg.mkBrush(c)
 
 
+def pretty_unit(unit: str) -> str:
+    """Display form of a card unit (``um`` → ``µm``; the dimensionless ``1`` stays ``1``)."""
+    return {"um": "µm", "nm": "nm", "1/cm": "1/cm"}.get(unit, unit)
+
+
 def contraction_text(contraction: float, width: int = 10) -> str:
     """A short title part: a bar of how much the posterior contracts the prior, or "≈ prior"."""
     if not np.isfinite(contraction):
@@ -56,7 +61,8 @@ class ParameterPlot:
         plot.hideAxis("left")
         axis = plot.getAxis("bottom")
         axis.enableAutoSIPrefix(False)
-        axis.setLabel(f"{name} [{unit}]" if unit else name)
+        shown = pretty_unit(unit)
+        axis.setLabel(f"{name} [{shown}]" if shown else name)
         plot.setXRange(*x_range, padding=0.02)
         self.prior = plot.plot(
             [0, 1],
@@ -245,7 +251,7 @@ class SpectrumPlot(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="8pt")
         self.band90_lo = self.plot.plot(pen=pg.mkPen(None))
         self.band90_hi = self.plot.plot(pen=pg.mkPen(None))
         self.band90 = pg.FillBetweenItem(self.band90_lo, self.band90_hi, brush=_brush(POSTERIOR_COLOR, 45))
