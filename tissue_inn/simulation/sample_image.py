@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from tissue_inn.config import Camera, TissueModel, load_camera, load_tissue
 from tissue_inn.atomic import atomic_path
+from tissue_inn.config import Camera, TissueModel, load_camera, load_tissue
 from tissue_inn.optics.forward import ForwardModel, SolverSettings
 
 __all__ = ["SampleImage", "make_sample_image", "write_sample_image", "GENERATOR_VERSION", "REGION_LABELS"]
