@@ -174,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; partial work is kept where the command can resume it", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `tissue-inn info | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if args.debug:
             raise
