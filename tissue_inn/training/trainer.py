@@ -69,6 +69,9 @@ class TrainSettings:
     dim_z: int | None = None
     loss_weights: dict[str, float] = field(default_factory=dict)
     y_noise: float = 0.05
+    # inn only: sigma of the backward-MMD pair weights exp(-|yi - yj|^2 / 2 sigma^2) (paper: 0.48);
+    # None disables them (plain MMD against the prior)
+    inn_pair_sigma: float | None = 0.48
     normalization: str = "geometric_mean"
     # noise model applied to simulated y in every batch (default: the camera's)
     snr_min: float | None = None
@@ -195,6 +198,7 @@ def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera
             network["dim_z"] = settings.dim_z
         if settings.loss_weights:
             network["loss_weights"] = dict(settings.loss_weights)
+        network["y_uncertainty_sigma"] = settings.inn_pair_sigma if settings.inn_pair_sigma else None
     elif settings.cond_net_hidden is not None:
         network["cond_net_hidden"] = settings.cond_net_hidden
     bounds = tissue.prior_bounds()
