@@ -66,11 +66,6 @@ def test_metric_detects_a_wrong_posterior(toy) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known gap: after 800 steps the bidirectional INN's posterior samples collapse onto a curve "
-    "through the modes (≈ 89 % within 3σ for the four-mode label); the conditional INN passes",
-    strict=False,
-)
 def test_bidirectional_inn_recovers_shared_label_posteriors(toy) -> None:
     model, _ = toy.train_bidirectional("shared", **toy.TEST_SETTINGS["bidirectional"])
     _check(toy.evaluate_posterior(model, "shared"))
