@@ -18,7 +18,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["BoundedTransform", "SpectrumFeatures", "Standardizer"]
+__all__ = ["BoundedTransform", "SpectrumFeatures", "Standardizer", "ParameterSpectrumCoding", "bounds_to_json",
+           "bounds_from_json"]
 
 _EPS = 1e-6
 
@@ -105,5 +106,57 @@ class Standardizer(nn.Module):
         return s * self.std.to(s.dtype) + self.mean.to(s.dtype)
 
 
-def logit_bounds_ok(low: float, high: float) -> bool:
-    return math.isfinite(low) and math.isfinite(high) and high > low
+def bounds_to_json(values) -> list[float | None]:
+    """Prior bounds → JSON (``None`` for ±inf)."""
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def bounds_from_json(values, infinity: float) -> list[float]:
+    """JSON bounds → floats; ``None`` becomes ``infinity`` (``-math.inf`` for lows, ``math.inf`` for highs)."""
+    return [infinity if v is None else float(v) for v in values]
+
+
+class ParameterSpectrumCoding:
+    """Mixin for the networks of this package (posterior estimators, regression baselines).
+
+    Holds the bounded-parameter transform, the spectrum features and both standardisations as
+    submodules named ``x_transform``, ``features``, ``x_scaler``, ``y_scaler`` (their buffers travel in
+    the state dict) and maps physical parameters / reflectances to the network's standardised space.
+    """
+
+    parameter_names: tuple[str, ...]
+    band_centers_nm: tuple[float, ...]
+
+    @property
+    def n_parameters(self) -> int:
+        return len(self.parameter_names)
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.band_centers_nm)
+
+    def _init_coding(self, low: list[float], high: list[float], n_bands: int, normalization: str) -> None:
+        self.x_transform = BoundedTransform(low, high)
+        self.features = SpectrumFeatures(n_bands, normalization)
+        self.x_scaler = Standardizer(len(low))
+        self.y_scaler = Standardizer(n_bands)
+
+    def prior_bounds(self) -> torch.Tensor:
+        """``[D, 2]`` (low, high), ±inf where unbounded."""
+        return torch.stack([self.x_transform.low, self.x_transform.high], dim=1)
+
+    def fit_scalers(self, x_phys: torch.Tensor, y_reflectance: torch.Tensor) -> None:
+        """Fit the standardisation of parameters (unbounded space) and spectrum features."""
+        with torch.no_grad():
+            self.x_scaler.fit(self.x_transform(x_phys.double()))
+            self.y_scaler.fit(self.features(y_reflectance.double()))
+
+    def x_to_net(self, x_phys: torch.Tensor) -> torch.Tensor:
+        return self.x_scaler(self.x_transform(x_phys.double())).float()
+
+    def net_to_x(self, u: torch.Tensor) -> torch.Tensor:
+        return self.x_transform.inverse(self.x_scaler.inverse(u.double()))
+
+    def y_to_net(self, y_reflectance: torch.Tensor) -> torch.Tensor:
+        """Reflectances ``[N, B]`` → standardised spectrum features (float32)."""
+        return self.y_scaler(self.features(y_reflectance.double())).float()

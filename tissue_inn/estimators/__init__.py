@@ -16,17 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from tissue_inn.data.preprocess import BoundedTransform, SpectrumFeatures, Standardizer
+from tissue_inn.data.preprocess import ParameterSpectrumCoding, bounds_from_json, bounds_to_json
 from tissue_inn.errors import ModelBundleError
 from tissue_inn.inn.families import BidirectionalINN, ConditionalINN
 
 __all__ = ["PosteriorEstimator", "FAMILIES", "make_spec"]
 
 FAMILIES = {"inn": BidirectionalINN, "cinn": ConditionalINN}
-
-
-def _json_bound(v: float) -> float | None:
-    return None if not math.isfinite(v) else float(v)
 
 
 def make_spec(
@@ -62,8 +58,8 @@ def make_spec(
         "family": family,
         "parameter_names": list(parameter_names),
         "parameter_units": list(parameter_units),
-        "prior_low": [_json_bound(v) for v in prior_low],
-        "prior_high": [_json_bound(v) for v in prior_high],
+        "prior_low": bounds_to_json(prior_low),
+        "prior_high": bounds_to_json(prior_high),
         "band_centers_nm": [float(v) for v in band_centers_nm],
         "normalization": normalization,
         "snr_range": list(snr_range) if snr_range is not None else None,
@@ -72,7 +68,7 @@ def make_spec(
     }
 
 
-class PosteriorEstimator(nn.Module):
+class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
     """Spectra in, posterior samples of tissue parameters out (physical units, inside the prior support)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -83,8 +79,8 @@ class PosteriorEstimator(nn.Module):
             self.parameter_names = tuple(spec["parameter_names"])
             self.parameter_units = tuple(spec["parameter_units"])
             self.band_centers_nm = tuple(float(v) for v in spec["band_centers_nm"])
-            low = [-math.inf if v is None else float(v) for v in spec["prior_low"]]
-            high = [math.inf if v is None else float(v) for v in spec["prior_high"]]
+            low = bounds_from_json(spec["prior_low"], -math.inf)
+            high = bounds_from_json(spec["prior_high"], math.inf)
             family_cls = FAMILIES[self.family]
             net_cfg = dict(spec["network"])
         except (KeyError, TypeError) as exc:
@@ -92,10 +88,7 @@ class PosteriorEstimator(nn.Module):
         d, b = len(self.parameter_names), len(self.band_centers_nm)
         if len(low) != d or len(high) != d or len(self.parameter_units) != d:
             raise ModelBundleError("model spec: parameter names, units and prior bounds differ in length")
-        self.x_transform = BoundedTransform(low, high)
-        self.features = SpectrumFeatures(b, spec.get("normalization", "geometric_mean"))
-        self.x_scaler = Standardizer(d)
-        self.y_scaler = Standardizer(b)
+        self._init_coding(low, high, b, spec.get("normalization", "geometric_mean"))
         snr_range = spec.get("snr_range")
         self.snr_conditioning = snr_range is not None
         if self.snr_conditioning:
@@ -113,34 +106,10 @@ class PosteriorEstimator(nn.Module):
         except (TypeError, ValueError) as exc:
             raise ModelBundleError(f"model spec: network configuration rejected ({exc})") from None
 
-    # ------------------------------------------------------------------ dimensions
-    @property
-    def n_parameters(self) -> int:
-        return len(self.parameter_names)
-
-    @property
-    def n_bands(self) -> int:
-        return len(self.band_centers_nm)
-
-    def prior_bounds(self) -> torch.Tensor:
-        return torch.stack([self.x_transform.low, self.x_transform.high], dim=1)
-
     # ------------------------------------------------------------------ preprocessing
-    def fit_scalers(self, x_phys: torch.Tensor, y_reflectance: torch.Tensor) -> None:
-        """Fit the standardisation of parameters (unbounded space) and spectrum features."""
-        with torch.no_grad():
-            self.x_scaler.fit(self.x_transform(x_phys.double()))
-            self.y_scaler.fit(self.features(y_reflectance.double()))
-
-    def x_to_net(self, x_phys: torch.Tensor) -> torch.Tensor:
-        return self.x_scaler(self.x_transform(x_phys.double())).float()
-
-    def net_to_x(self, u: torch.Tensor) -> torch.Tensor:
-        return self.x_transform.inverse(self.x_scaler.inverse(u.double()))
-
     def y_to_net(self, y_reflectance: torch.Tensor, snr: torch.Tensor | float | None = None) -> torch.Tensor:
         """Spectra → the network's standardised input (features, plus log-SNR when conditioned on it)."""
-        feats = self.y_scaler(self.features(y_reflectance.double())).float()
+        feats = super().y_to_net(y_reflectance)
         if not self.snr_conditioning:
             return feats
         if snr is None:

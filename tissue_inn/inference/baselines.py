@@ -34,7 +34,13 @@ from torch import nn
 
 from tissue_inn.config import Camera, NoiseModel, TissueModel
 from tissue_inn.data.dataset import SpectraDataset, file_sha256
-from tissue_inn.data.preprocess import BoundedTransform, SpectrumFeatures, Standardizer
+from tissue_inn.data.preprocess import (
+    ParameterSpectrumCoding,
+    SpectrumFeatures,
+    Standardizer,
+    bounds_from_json,
+    bounds_to_json,
+)
 from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError, OutputExistsError, TissueInnError
 from tissue_inn.progress import Progress, ShouldStop
 
@@ -256,7 +262,7 @@ def _seeded_linear(n_in: int, n_out: int) -> nn.Linear:
     return nn.Linear(n_in, n_out, device="meta").to_empty(device="cpu")
 
 
-class RegressionMLP(nn.Module):
+class RegressionMLP(ParameterSpectrumCoding, nn.Module):
     """Direct regression y → x with optional MC dropout; preprocessing buffers travel in its state dict.
 
     Args:
@@ -271,8 +277,8 @@ class RegressionMLP(nn.Module):
             self.parameter_names = tuple(spec["parameter_names"])
             self.parameter_units = tuple(spec["parameter_units"])
             self.band_centers_nm = tuple(float(v) for v in spec["band_centers_nm"])
-            low = [-math.inf if v is None else float(v) for v in spec["prior_low"]]
-            high = [math.inf if v is None else float(v) for v in spec["prior_high"]]
+            low = bounds_from_json(spec["prior_low"], -math.inf)
+            high = bounds_from_json(spec["prior_high"], math.inf)
             hidden = int(spec.get("hidden", 256))
             n_layers = int(spec.get("n_hidden_layers", 3))
             self.dropout = float(spec.get("dropout", 0.1))
@@ -283,10 +289,7 @@ class RegressionMLP(nn.Module):
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1), got {self.dropout}")
         d, b = len(self.parameter_names), len(self.band_centers_nm)
-        self.x_transform = BoundedTransform(low, high)
-        self.features = SpectrumFeatures(b, normalization)
-        self.x_scaler = Standardizer(d)
-        self.y_scaler = Standardizer(b)
+        self._init_coding(low, high, b, normalization)
         dims = [b] + [hidden] * n_layers
         self.hidden_layers = nn.ModuleList(_seeded_linear(i, o) for i, o in zip(dims[:-1], dims[1:]))
         self.head = _seeded_linear(dims[-1], d)
@@ -296,31 +299,6 @@ class RegressionMLP(nn.Module):
                 bound = 1.0 / math.sqrt(layer.in_features)  # PyTorch's default Linear init range
                 layer.weight.copy_((torch.rand(layer.weight.shape, generator=gen) * 2 - 1) * bound)
                 layer.bias.copy_((torch.rand(layer.bias.shape, generator=gen) * 2 - 1) * bound)
-
-    @property
-    def n_parameters(self) -> int:
-        return len(self.parameter_names)
-
-    @property
-    def n_bands(self) -> int:
-        return len(self.band_centers_nm)
-
-    def prior_bounds(self) -> torch.Tensor:
-        return torch.stack([self.x_transform.low, self.x_transform.high], dim=1)
-
-    def fit_scalers(self, x_phys: torch.Tensor, y_reflectance: torch.Tensor) -> None:
-        with torch.no_grad():
-            self.x_scaler.fit(self.x_transform(x_phys.double()))
-            self.y_scaler.fit(self.features(y_reflectance.double()))
-
-    def x_to_net(self, x_phys: torch.Tensor) -> torch.Tensor:
-        return self.x_scaler(self.x_transform(x_phys.double())).float()
-
-    def net_to_x(self, u: torch.Tensor) -> torch.Tensor:
-        return self.x_transform.inverse(self.x_scaler.inverse(u.double()))
-
-    def y_to_net(self, y_reflectance: torch.Tensor) -> torch.Tensor:
-        return self.y_scaler(self.features(y_reflectance.double())).float()
 
     def net(self, c: torch.Tensor, generator: torch.Generator | None = None, stochastic: bool = False) -> torch.Tensor:
         """Standardised features → standardised unbounded parameters; dropout only when ``stochastic``."""
@@ -441,8 +419,8 @@ def train_regression(
     spec = {
         "parameter_names": list(info.parameter_names),
         "parameter_units": list(info.parameter_units),
-        "prior_low": [None if not math.isfinite(v) else float(v) for v in bounds[:, 0]],
-        "prior_high": [None if not math.isfinite(v) else float(v) for v in bounds[:, 1]],
+        "prior_low": bounds_to_json(bounds[:, 0]),
+        "prior_high": bounds_to_json(bounds[:, 1]),
         "band_centers_nm": list(info.band_centers_nm),
         "hidden": settings.hidden,
         "n_hidden_layers": settings.n_hidden_layers,
