@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from tissue_inn.errors import OutputExistsError, TissueInnError
 
-__all__ = ["atomic_path", "check_writable"]
+__all__ = ["atomic_path", "atomic_dir", "check_writable"]
 
 
 def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
@@ -63,3 +64,31 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(folder: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``.
+
+    An existing ``folder`` is only replaced with ``force`` (it is moved aside first and removed after the
+    new one is in place); on an exception the temporary folder is removed and ``folder`` is untouched.
+    """
+    folder = Path(folder)
+    if folder.exists() and not force:
+        raise OutputExistsError(f"{folder} already exists; pass --force to replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        if folder.exists():
+            old = folder.with_name(folder.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

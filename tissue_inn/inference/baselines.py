@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tissue_inn.atomic import atomic_dir
 from tissue_inn.config import Camera, NoiseModel, TissueModel
 from tissue_inn.data.dataset import SpectraDataset, file_sha256
 from tissue_inn.data.preprocess import (
@@ -41,7 +40,7 @@ from tissue_inn.data.preprocess import (
     bounds_from_json,
     bounds_to_json,
 )
-from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError, OutputExistsError, TissueInnError
+from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError, TissueInnError
 from tissue_inn.progress import Progress, ShouldStop
 
 __all__ = [
@@ -503,12 +502,7 @@ def save_regression(
     model: RegressionMLP, folder: str | os.PathLike, force: bool = False, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write ``model.safetensors`` + ``baseline.json`` into ``folder`` (atomically, a temp folder renamed)."""
-    folder = Path(folder)
-    if folder.exists() and not force:
-        raise OutputExistsError(f"{folder} already exists; pass --force to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder, force=force) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / BASELINE_WEIGHTS))
         card = {
@@ -520,13 +514,7 @@ def save_regression(
             **(extra or {}),
         }
         (tmp / BASELINE_CARD).write_text(json.dumps(card, indent=2, allow_nan=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
+    return Path(folder)
 
 
 def load_regression(folder: str | os.PathLike) -> tuple[RegressionMLP, dict[str, Any]]:

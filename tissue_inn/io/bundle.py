@@ -6,11 +6,8 @@ sha256 and tensor names/shapes against the card, then ``load_state_dict(strict=T
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +16,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tissue_inn import __version__
+from tissue_inn.atomic import atomic_dir
 from tissue_inn.config import models_dir
-from tissue_inn.errors import ModelBundleError, OutputExistsError
+from tissue_inn.data.dataset import file_sha256
+from tissue_inn.errors import ModelBundleError
 from tissue_inn.estimators import PosteriorEstimator
 
 __all__ = ["SCHEMA_VERSION", "save_bundle", "load_bundle", "read_card", "resolve_model", "format_card",
@@ -30,14 +29,6 @@ SCHEMA_VERSION = 1
 WEIGHTS = "model.safetensors"
 CARD = "model_card.json"
 DEFAULT_MODEL = "colon_default"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
@@ -57,12 +48,7 @@ def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
 def save_bundle(estimator: PosteriorEstimator, card: dict[str, Any], folder: str | os.PathLike,
                 force: bool = False) -> Path:
     """Write a bundle folder atomically (a temp folder renamed into place)."""
-    folder = Path(folder)
-    if folder.exists() and not force:
-        raise OutputExistsError(f"{folder} already exists; pass --force to replace it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder, force=force) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in estimator.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt", "tissue_inn_schema": str(SCHEMA_VERSION)})
         full = dict(card)
@@ -77,24 +63,12 @@ def save_bundle(estimator: PosteriorEstimator, card: dict[str, Any], folder: str
         full["band_centers_nm"] = list(estimator.band_centers_nm)
         full["weights"] = {
             "file": WEIGHTS,
-            "sha256": _sha256(tmp / WEIGHTS),
+            "sha256": file_sha256(tmp / WEIGHTS),
             "n_parameters": int(sum(p.numel() for p in estimator.parameters())),
             "tensors": {k: list(v.shape) for k, v in state.items()},
         }
         (tmp / CARD).write_text(json.dumps(full, indent=2, allow_nan=False))
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
+    return Path(folder)
 
 
 def read_card(folder: str | os.PathLike) -> dict[str, Any]:
@@ -130,7 +104,7 @@ def load_bundle(folder: str | os.PathLike | None = None, verify_hash: bool = Tru
     wpath = folder / card["weights"].get("file", WEIGHTS)
     if not wpath.is_file():
         raise ModelBundleError(f"{folder}: weights file {wpath.name} is missing")
-    if verify_hash and card["weights"].get("sha256") != _sha256(wpath):
+    if verify_hash and card["weights"].get("sha256") != file_sha256(wpath):
         raise ModelBundleError(f"{wpath}: sha256 does not match the card; the weights were changed or corrupted")
     try:
         state = load_file(str(wpath))

@@ -11,7 +11,6 @@ that must never reach a network (NaN/inf, non-positive, saturated, above the max
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tissue_inn.data.dataset import file_sha256
 from tissue_inn.errors import BandMismatchError, DataFileError
 
 __all__ = [
@@ -50,7 +50,6 @@ _UNKNOWN_UNITS = {"", "unknown", "none"}
 # Wavelengths below this value without explicit units are taken to be micrometres (visible/NIR
 # imaging spans roughly 0.35–2.5 µm, i.e. 350–2500 nm; no band centre in nm is below 30).
 _UM_HEURISTIC_MAX = 30.0
-_HASH_CHUNK_BYTES = 1 << 20
 _REASONS = ("nan", "non_positive", "saturated", "above_max")
 
 
@@ -197,14 +196,10 @@ class Cube:
     def source_sha256(self) -> str | None:
         """SHA-256 hex digest of ``source_path`` (streamed in 1 MiB chunks, computed once)."""
         if self._sha256 is None and self.source_path is not None:
-            digest = hashlib.sha256()
             try:
-                with open(self.source_path, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(_HASH_CHUNK_BYTES), b""):
-                        digest.update(chunk)
+                self._sha256 = file_sha256(self.source_path)
             except OSError as exc:
                 raise DataFileError(f"{self.source_path}: cannot read for checksum: {exc.strerror}") from exc
-            self._sha256 = digest.hexdigest()
         return self._sha256
 
     def tile(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
