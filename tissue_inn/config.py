@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
@@ -392,6 +393,14 @@ class NoiseModel:
     def __post_init__(self) -> None:
         if not (0 < self.snr_min <= self.snr_max):
             raise ConfigError(f"noise: need 0 < snr_min <= snr_max, got {self.snr_min}, {self.snr_max}")
+
+    def with_snr_range(self, snr_min: float | None = None, snr_max: float | None = None) -> NoiseModel:
+        """A copy with the SNR range overridden where a value is given (``None`` keeps this one's)."""
+        return dataclasses.replace(
+            self,
+            snr_min=self.snr_min if snr_min is None else snr_min,
+            snr_max=self.snr_max if snr_max is None else snr_max,
+        )
 
     def apply(self, y: torch.Tensor, generator: torch.Generator | None = None, snr: float | None = None,
               return_snr: bool = False):

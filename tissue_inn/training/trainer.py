@@ -294,12 +294,7 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
     info = data.info
     tissue = TissueModel.from_dict(info.tissue, source=f"{data_path}:tissue")
     camera = Camera.from_dict(info.camera, source=f"{data_path}:camera")
-    noise = NoiseModel(
-        snr_min=settings.snr_min if settings.snr_min is not None else camera.noise.snr_min,
-        snr_max=settings.snr_max if settings.snr_max is not None else camera.noise.snr_max,
-        clip_min=camera.noise.clip_min,
-        clip_max=camera.noise.clip_max,
-    )
+    noise = camera.noise.with_snr_range(settings.snr_min, settings.snr_max)
     if tuple(tissue.parameter_names) != info.parameter_names:
         raise TissueInnError(f"{data_path}: parameter names do not match its tissue definition")
 
