@@ -154,18 +154,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         fm = ForwardModel(tissue, camera, SolverSettings(**solver))
         forward = fm.bands
 
-    abc_shared = None
     feature_fn = estimator_features(next(iter(models.values()))[0]) if models else None
-    if args.abc_bank and not args.abc_match_snr:
-        abc_shared = ABCRejection.from_dataset(
+
+    def make_abc(snr: float | None = None) -> ABCRejection:
+        """The ABC reference bank, its noise at ``snr`` (or the model's training range when None)."""
+        return ABCRejection.from_dataset(
             args.abc_bank,
             noise,
             seed=args.seed + 7,
             feature_fn=feature_fn,
             k=args.abc_k,
             limit=args.abc_limit,
+            snr=snr,
             device=device,
         )
+
+    abc_shared = make_abc() if args.abc_bank and not args.abc_match_snr else None
 
     test_sha = file_sha256(args.test)
     summaries: dict[str, dict[str, Any]] = {}
@@ -183,16 +187,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
             methods[mname] = sampler
         if args.abc_bank:
-            abc = abc_shared or ABCRejection.from_dataset(
-                args.abc_bank,
-                noise,
-                seed=args.seed + 7,
-                feature_fn=feature_fn,
-                k=args.abc_k,
-                limit=args.abc_limit,
-                snr=snr,
-                device=device,
-            )
+            abc = abc_shared or make_abc(snr)
             methods[_unique(f"abc_k{args.abc_k}", methods)] = abc.sample
         if regression is not None:
             methods[_unique("regression", methods)] = regression.point_samples  # type: ignore[assignment]
