@@ -63,3 +63,12 @@ def tiny_bundle(tmp_path_factory, fake_dataset):
     card = {"name": "tiny"}
     card.update(res.card_sections())
     return save_bundle(res.estimator, card, tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (small kernels; torch's thread pool thrashes on shared cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -19,12 +19,7 @@ from tissue_inn.io.bundle import load_bundle, read_card
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # the 2 test cores are shared; torch's thread pool thrashes under contention
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluate_and_write_report(tiny_bundle, fake_dataset, tmp_path):

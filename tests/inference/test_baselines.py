@@ -91,12 +91,7 @@ def trained_regression(fake_dataset):
     return res
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_regression_learns_informed_parameter(trained_regression, fake_dataset):

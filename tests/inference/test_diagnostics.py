@@ -9,13 +9,7 @@ from scipy.stats import norm
 
 from tissue_inn.inference import diagnostics as dg
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # the 2 test cores are shared; torch's thread pool thrashes under contention
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gaussian_case(n=2000, s=1000, d=2, sample_scale=1.0, bias=0.0, seed=0):

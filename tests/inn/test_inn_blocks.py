@@ -29,13 +29,7 @@ DIM = 5
 COND_DIM = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread; on a shared 2-core machine more threads spin and stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise(module: nn.Module, seed: int, scale: float = 0.3) -> nn.Module:

@@ -14,13 +14,7 @@ from tissue_inn.inn import BidirectionalINN, ConditionalINN
 SMALL = {"n_blocks": 2, "hidden": 16, "n_hidden_layers": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread; on a shared 2-core machine more threads spin and stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise(module: torch.nn.Module, seed: int, scale: float = 0.2) -> torch.nn.Module:

@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 from tissue_inn.inn import BACKWARD_KERNELS, FORWARD_KERNELS, gaussian_pair_weights, mmd_multiscale
 from tissue_inn.inn.losses import inverse_multiquadratic, squared_distances
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread; on a shared 2-core machine more threads spin and stall."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _normal(n: int, dim: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -35,7 +35,7 @@ N_PHOTONS = 200_000
 N_COLON = 6
 N_GENERIC = 6
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def _ad_module():
@@ -90,13 +90,6 @@ def _draw_many(kind: str, n_samples: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     return [_draw(kind, rng) for _ in range(n_samples)]
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(("kind", "n_samples", "seed"), [("colon", N_COLON, 2024), ("generic", N_GENERIC, 2025)])

@@ -14,13 +14,7 @@ VDH_RD = 0.09739
 VDH_TT = 0.66096
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The lock-step loop runs many small kernels: one thread avoids OpenMP overhead on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _z(value, reference, std_err):
