@@ -72,3 +72,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+BANDS_NM = (470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0)
+
+
+def write_cube(path, h=12, w=16, wavelengths=BANDS_NM, seed=0):
+    """A small smooth synthetic reflectance cube with the sample image's layout (+ ground truth)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 0.08 + 0.25 * np.linspace(0, 1, len(wavelengths))[None, None, :] * (0.5 + xx[..., None] / (2 * w))
+    cube = (base * (1 + 0.03 * rng.standard_normal((h, w, len(wavelengths))))).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("reflectance", data=cube)
+        ds.attrs["wavelengths_nm"] = np.asarray(wavelengths)
+        gt = f.create_group("ground_truth")
+        gt.create_dataset("sao2", data=(0.3 + 0.6 * xx / w).astype(np.float32))
+        gt.create_dataset("vhb_1", data=np.full((h, w), 0.03, np.float32))
+    return path

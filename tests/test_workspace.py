@@ -6,10 +6,10 @@ import csv
 import json
 import shutil
 
-import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import BANDS_NM, write_cube  # noqa: E402
 
 from tissue_inn.errors import BandMismatchError, DataFileError, TissueInnError
 from tissue_inn.io.maps import read_maps_hdf5, read_maps_tiff
@@ -23,23 +23,7 @@ from tissue_inn.workspace import (
     region_mask,
 )
 
-BANDS_NM = (470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0)
 COLON = ("sao2", "vhb_1", "a_mie_1", "g_1", "d_1", "vhb_2", "a_mie_2", "g_2", "d_2", "vhb_3", "a_mie_3", "g_3", "d_3")
-
-
-def write_cube(path, h=12, w=16, wavelengths=BANDS_NM, seed=0):
-    """A small smooth synthetic reflectance cube with the sample image's layout (+ ground truth)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = 0.08 + 0.25 * np.linspace(0, 1, len(wavelengths))[None, None, :] * (0.5 + xx[..., None] / (2 * w))
-    cube = (base * (1 + 0.03 * rng.standard_normal((h, w, len(wavelengths))))).astype(np.float32)
-    with h5py.File(path, "w") as f:
-        ds = f.create_dataset("reflectance", data=cube)
-        ds.attrs["wavelengths_nm"] = np.asarray(wavelengths)
-        gt = f.create_group("ground_truth")
-        gt.create_dataset("sao2", data=(0.3 + 0.6 * xx / w).astype(np.float32))
-        gt.create_dataset("vhb_1", data=np.full((h, w), 0.03, np.float32))
-    return path
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
+from conftest import write_cube  # noqa: E402
 from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
@@ -20,20 +21,7 @@ from tissue_inn.gui.main_window import MainWindow  # noqa: E402
 from tissue_inn.io.maps import read_maps_hdf5, read_maps_tiff  # noqa: E402
 from tissue_inn.workspace import Workspace, histogram  # noqa: E402
 
-BANDS_NM = (470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0)
 WAIT_MS = 60000
-
-
-def write_cube(path, h=12, w=16, wavelengths=BANDS_NM, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = 0.08 + 0.25 * np.linspace(0, 1, len(wavelengths))[None, None, :] * (0.5 + xx[..., None] / (2 * w))
-    cube = (base * (1 + 0.03 * rng.standard_normal((h, w, len(wavelengths))))).astype(np.float32)
-    with h5py.File(path, "w") as f:
-        ds = f.create_dataset("reflectance", data=cube)
-        ds.attrs["wavelengths_nm"] = np.asarray(wavelengths)
-        f.create_group("ground_truth").create_dataset("sao2", data=(0.3 + 0.6 * xx / w).astype(np.float32))
-    return path
 
 
 class Dialogs:
