@@ -81,6 +81,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- parser
+#: Modules that register further commands (train, info, evaluate, baseline, infer).
+EXTENSION_MODULES = ("tissue_inn.cli_commands", "tissue_inn.cli_infer", "tissue_inn.cli_evaluate")
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
@@ -117,7 +119,7 @@ def _load_extensions() -> None:
     """Commands defined in other modules register themselves here (train, info, evaluate, infer, gui)."""
     import importlib
 
-    for mod in ("tissue_inn.cli_commands", "tissue_inn.cli_infer", "tissue_inn.cli_evaluate"):
+    for mod in EXTENSION_MODULES:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -148,7 +150,7 @@ def _resolve_func(name: str) -> Callable[[argparse.Namespace], int]:
         return globals()[name]
     import importlib
 
-    for mod in ("tissue_inn.cli_commands", "tissue_inn.cli_infer", "tissue_inn.cli_evaluate"):
+    for mod in EXTENSION_MODULES:
         try:
             ext = importlib.import_module(mod)
         except ModuleNotFoundError:

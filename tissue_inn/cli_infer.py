@@ -112,10 +112,10 @@ def _png_paths(folder: Path, names, stats, predictive: bool) -> dict[str, Path]:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
+    from tissue_inn.atomic import check_writable
     from tissue_inn.inference.image import infer_image, region_statistics
     from tissue_inn.inference.posterior import Posterior
     from tissue_inn.inference.summaries import ALL_MAP_STATS
-    from tissue_inn.io.atomic import check_writable
     from tissue_inn.io.cubes import read_cube
     from tissue_inn.io.maps import write_csv, write_map_png, write_maps_hdf5, write_maps_tiff
 

@@ -678,7 +678,7 @@ class MainWindow(QMainWindow):
         def write(p: Path) -> Path:
             from pyqtgraph.exporters import ImageExporter
 
-            from tissue_inn.io.atomic import atomic_path
+            from tissue_inn.atomic import atomic_path
 
             if self.ws.pixel_result is None:
                 raise TissueInnError("no pixel posterior yet; click a pixel first")

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tissue_inn.atomic import atomic_path, check_writable
 from tissue_inn.inference import diagnostics as dg
-from tissue_inn.io.atomic import atomic_path, check_writable
 from tissue_inn.progress import Progress, ShouldStop, run_to_completion
 
 __all__ = ["Sampler", "evaluate", "evaluate_iter", "write_report", "format_table", "report_summary", "METRICS"]

@@ -1,6 +1,6 @@
 """Writing parameter maps: HDF5, float32 multi-page TIFF, colour-mapped PNG, CSV.
 
-Every writer goes through :func:`tissue_inn.io.atomic.atomic_path`: the file appears complete or
+Every writer goes through :func:`tissue_inn.atomic.atomic_path`: the file appears complete or
 not at all, and an existing output is only replaced with ``force=True``.
 
 Map keys follow ``"<parameter>/<statistic>"`` (e.g. ``"sao2/median"``, ``"vhb_1/iqr"``); a key
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tissue_inn.atomic import atomic_path
 from tissue_inn.errors import DataFileError, TissueInnError
-from tissue_inn.io.atomic import atomic_path
 
 __all__ = [
     "split_map_key",
