@@ -153,9 +153,7 @@ def simulate_dataset(
             f.create_dataset("blocks_done", (n_blocks,), dtype="u1")
 
     forward = ForwardModel(tissue, camera, settings, device=device)
-    clock = RateEstimator(n_local, already_done=0)
     t0 = time.monotonic()
-    done_samples = 0
     with h5py.File(partial, "r+") as f:
         blocks_done = np.asarray(f["blocks_done"])
         done_samples = int(sum(min(block_size, stop - (b0 + i) * block_size) for i in np.flatnonzero(blocks_done)))
