@@ -12,11 +12,37 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("simulate", "merge", "train", "info"):
+    for cmd in ("simulate", "merge", "train", "info", "evaluate", "baseline", "infer", "gui"):
         assert cmd in out
 
 
-@pytest.mark.parametrize("cmd", ["simulate", "merge", "train", "info"])
+def test_command_list_matches_help(capsys):
+    from tissue_inn.cli import COMMANDS
+
+    names = [c.name for c in COMMANDS]
+    assert len(names) == len(set(names)) and "gui" in names
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"    {n}" in out for n in names)
+
+
+def test_importing_the_cli_loads_neither_gui_nor_qt():
+    code = ("import sys, tissue_inn.cli; bad = [m for m in sys.modules if m.startswith(('tissue_inn.gui', "
+            "'PySide6', 'pyqtgraph', 'superqt'))]; print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_gui_command_without_display_is_a_clear_error(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "tissue_inn", "gui"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "display" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["simulate", "merge", "train", "info", "evaluate", "baseline", "infer", "gui"])
 def test_every_command_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main([cmd, "--help"])

@@ -1,22 +1,19 @@
-"""CLI commands beyond simulation: train, info, evaluate, infer (registered into :mod:`tissue_inn.cli`)."""
+"""``tissue-inn train``: train a posterior model (inn or cinn) on a simulated dataset."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tomllib
 from pathlib import Path
 
-from tissue_inn.cli import _drive, _register
+from tissue_inn.cli.common import Command, drive
 from tissue_inn.errors import ConfigError, TissueInnError
 
-__all__: list[str] = []
+__all__ = ["COMMAND"]
 
 
-# ----------------------------------------------------------------------------------------- train
-@_register("train", "train a posterior model (inn or cinn) on a simulated dataset", "_cmd_train")
-def _args_train(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="training dataset (HDF5 from 'simulate')")
     p.add_argument("--family", choices=["inn", "cinn"], default=None, help="model family (default cinn)")
     p.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to write (models/NAME)")
@@ -38,7 +35,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import time
 
     from tissue_inn.io.bundle import save_bundle
@@ -59,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.force:
         raise TissueInnError(f"{args.output} already exists; pass --force to replace it")
     ckpt = args.output.with_name(args.output.name + ".checkpoint")
-    res = _drive(train(args.data, settings, checkpoint_dir=ckpt, resume=not args.no_resume),
+    res = drive(train(args.data, settings, checkpoint_dir=ckpt, resume=not args.no_resume),
                  f"train {settings.family}", args.quiet, unit="epoch")
     import torch.distributed as dist
 
@@ -76,20 +73,4 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------------------- info
-@_register("info", "print a model bundle's card", "_cmd_info")
-def _args_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", default=None, help="bundle folder or shipped model name (default model)")
-    p.add_argument("--json", action="store_true", help="print the raw card JSON")
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from tissue_inn.io.bundle import format_card, load_bundle
-
-    _, card = load_bundle(args.model)
-    if args.json:
-        json.dump(card, sys.stdout, indent=2)
-        print()
-    else:
-        print(format_card(card))
-    return 0
+COMMAND = Command("train", "train a posterior model (inn or cinn) on a simulated dataset", add_arguments, run)

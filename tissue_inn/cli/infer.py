@@ -1,4 +1,4 @@
-"""``tissue-inn infer``: posterior maps of a multispectral image (registered into :mod:`tissue_inn.cli`).
+"""``tissue-inn infer``: posterior maps of a multispectral image .
 
 Usage::
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tissue_inn.cli import _drive, _register
+from tissue_inn.cli.common import Command, drive
 from tissue_inn.errors import TissueInnError
 
-__all__: list[str] = []
+__all__ = ["COMMAND"]
 
 _DEFAULT_PNG_STATS = ("median", "iqr")
 
@@ -71,8 +71,7 @@ def _colour_range(stat: str, key: str, bounds: np.ndarray | None) -> tuple[float
     return None, None
 
 
-@_register("infer", "posterior maps of a multispectral image (HDF5/TIFF/PNG/CSV)", "_cmd_infer")
-def _args_infer(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", type=Path, help="cube file: HDF5, .npy, TIFF or ENVI (.hdr)")
     p.add_argument("--model", default=None, help="bundle folder or shipped model name (default: shipped default)")
     p.add_argument("--draws", type=int, default=1000, help="posterior draws per pixel (default 1000)")
@@ -111,7 +110,7 @@ def _png_paths(folder: Path, names, stats, predictive: bool) -> dict[str, Path]:
     return out
 
 
-def _cmd_infer(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tissue_inn.atomic import check_writable
     from tissue_inn.inference.image import infer_image, region_statistics
     from tissue_inn.inference.posterior import Posterior
@@ -156,7 +155,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     )
     h, w, _ = cube.shape
     roi = _parse_roi(args.roi, h, w) if args.roi else None
-    res = _drive(
+    res = drive(
         infer_image(
             posterior,
             cube,
@@ -239,3 +238,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+COMMAND = Command("infer", "posterior maps of a multispectral image (HDF5/TIFF/PNG/CSV)", add_arguments, run)

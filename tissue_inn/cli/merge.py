@@ -1,0 +1,28 @@
+"""``tissue-inn merge``: join the shards of one simulation into one dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tissue_inn.cli.common import Command
+
+__all__ = ["COMMAND"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shards", nargs="+", type=Path, help="shard files made with simulate --shard k/n")
+    p.add_argument("-o", "--output", required=True, type=Path)
+    p.add_argument("--force", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tissue_inn.simulation.simulate import merge_shards
+
+    out = merge_shards(args.shards, args.output, force=args.force)
+    print(json.dumps({"output": str(out)}))
+    return 0
+
+
+COMMAND = Command("merge", "merge simulation shards into one dataset", add_arguments, run)
