@@ -20,7 +20,7 @@ import dataclasses
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +42,61 @@ __all__ = [
     "models_dir",
     "LAYER_PROPERTIES",
     "SHARED_PROPERTIES",
+    "ABSORBERS",
     "UNITS",
+    "DISPLAY",
 ]
 
-#: Per-layer properties, in the order they appear in the parameter vector.
-LAYER_PROPERTIES = ("vhb", "a_mie", "b_mie", "g", "d", "n")
+#: Absorbers a layer may name (amount per layer; ``vhb`` is blood and uses the shared ``sao2``).
+ABSORBERS = ("vhb", "mel", "eumelanin", "pheomelanin", "fat", "water", "bilirubin", "baseline")
+#: Per-layer properties, in the order they appear in the parameter vector (absorbers first).
+LAYER_PROPERTIES = ABSORBERS + ("a_mie", "b_mie", "f_ray", "g", "d", "n")
+#: Layer properties that may be left out (absorbers: amount 0; ``f_ray``: pure Mie power law).
+OPTIONAL_LAYER_PROPERTIES = ABSORBERS + ("f_ray",)
 #: Properties that may be shared by all layers (``n`` only when not given per layer).
 SHARED_PROPERTIES = ("sao2", "n")
-UNITS = {"sao2": "1", "vhb": "1", "a_mie": "1/cm", "b_mie": "1", "g": "1", "d": "um", "n": "1"}
-LABELS = {
-    "sao2": "oxygen saturation sO2",
-    "vhb": "blood volume fraction",
-    "a_mie": "reduced scattering amplitude at 500 nm",
-    "b_mie": "scattering power",
-    "g": "anisotropy",
-    "d": "thickness",
-    "n": "refractive index",
+MAX_LAYERS = 4
+UNITS = {"sao2": "1", "vhb": "1", "mel": "1", "eumelanin": "mg/mL", "pheomelanin": "mg/mL", "fat": "1",
+         "water": "1", "bilirubin": "umol/L", "baseline": "1", "a_mie": "1/cm", "b_mie": "1", "f_ray": "1",
+         "g": "1", "d": "um", "n": "1"}
+#: Clinical label, display unit and factor (value shown = factor × value in the unit of ``UNITS``).
+DISPLAY = {
+    "sao2": ("oxygen saturation StO2", "%", 100.0),
+    "vhb": ("blood volume fraction", "%", 100.0),
+    "mel": ("melanin volume fraction", "%", 100.0),
+    "eumelanin": ("eumelanin concentration", "mg/mL", 1.0),
+    "pheomelanin": ("pheomelanin concentration", "mg/mL", 1.0),
+    "fat": ("fat volume fraction", "%", 100.0),
+    "water": ("water volume fraction", "%", 100.0),
+    "bilirubin": ("bilirubin concentration", "µmol/L", 1.0),
+    "baseline": ("bloodless-tissue absorber fraction", "%", 100.0),
+    "a_mie": ("reduced scattering μs′ at 500 nm", "cm⁻¹", 1.0),
+    "b_mie": ("scattering power b", "", 1.0),
+    "f_ray": ("Rayleigh fraction of μs′ at 500 nm", "%", 100.0),
+    "g": ("anisotropy g", "", 1.0),
+    "d": ("thickness", "µm", 1.0),
+    "n": ("refractive index", "", 1.0),
 }
+LABELS = {k: v[0] for k, v in DISPLAY.items()}
 _VALID_RANGES = {
     "sao2": (0.0, 1.0),
     "vhb": (0.0, 1.0),
+    "mel": (0.0, 1.0),
+    "eumelanin": (0.0, math.inf),
+    "pheomelanin": (0.0, math.inf),
+    "fat": (0.0, 1.0),
+    "water": (0.0, 1.0),
+    "bilirubin": (0.0, math.inf),
+    "baseline": (0.0, 1.0),
     "a_mie": (0.0, math.inf),
     "b_mie": (0.0, 10.0),
+    "f_ray": (0.0, 1.0),
     "g": (0.0, 0.99),
     "d": (0.0, math.inf),
     "n": (1.0, 3.0),
 }
+#: ``baseline = "rest"``: the baseline fills what blood and melanosomes leave, 1 - vhb - mel (Jacques 2013).
+REST = "rest"
 
 
 def _package_root() -> Path:
@@ -168,13 +197,24 @@ class Prior:
 
 @dataclass(frozen=True)
 class Parameter:
-    """A free parameter: name, unit, human label, layer (0 = shared) and prior."""
+    """A free parameter: name, unit, clinical label, layer (0 = shared) and prior.
+
+    ``display_unit`` and ``display_scale`` say how to show a value: ``display_scale × value``
+    in ``display_unit`` (e.g. sO2 0.63 → 63 %).
+    """
 
     name: str
     unit: str
     label: str
     layer: int
     prior: Prior
+    display_unit: str = ""
+    display_scale: float = 1.0
+
+    def to_card(self) -> dict[str, Any]:
+        """The entry of this parameter in a model card."""
+        return {"name": self.name, "unit": self.unit, "label": self.label, "display_unit": self.display_unit,
+                "display_scale": self.display_scale, "layer": self.layer, "prior": self.prior.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -210,6 +250,30 @@ class TissueModel:
         return tuple(p.unit for p in self.parameters)
 
     @property
+    def parameter_labels(self) -> tuple[str, ...]:
+        """Clinical labels, e.g. "oxygen saturation StO2" (for axes, tables and the card)."""
+        return tuple(p.label for p in self.parameters)
+
+    @property
+    def display_units(self) -> tuple[str, ...]:
+        """Units to show values in, e.g. "%" for sO2 (see :attr:`display_scales`)."""
+        return tuple(p.display_unit for p in self.parameters)
+
+    @property
+    def display_scales(self) -> tuple[float, ...]:
+        """Factors from the parameter's own unit to its display unit (sO2: 100, value 0.63 → 63 %)."""
+        return tuple(p.display_scale for p in self.parameters)
+
+    def parameter_card(self) -> list[dict[str, Any]]:
+        """One dict per parameter (name, unit, label, display unit and scale, layer, prior) for a model card."""
+        return [p.to_card() for p in self.parameters]
+
+    @property
+    def absorbers(self) -> tuple[str, ...]:
+        """Absorbers named in at least one layer (``vhb`` = blood), in :data:`ABSORBERS` order."""
+        return tuple(a for a in ABSORBERS if any(a in layer.properties for layer in self.layers))
+
+    @property
     def n_layers(self) -> int:
         return len(self.layers)
 
@@ -222,9 +286,11 @@ class TissueModel:
         return torch.stack([p.prior.sample(n, generator) for p in self.parameters], dim=1)
 
     def layer_values(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Map a parameter batch ``x [N, D]`` to per-layer properties ``[N, L]`` (``sao2``, ``n``: ``[N]``).
+        """Map a parameter batch ``x [N, D]`` to per-layer properties ``[N, L]`` (``sao2``: ``[N]``).
 
-        Thickness is returned as ``d_um``; refractive index per layer as ``n_layers``.
+        Thickness is returned as ``d_um``; refractive index per layer as ``n_layers``; the amounts of
+        absorbers other than blood as ``absorbers`` (a dict name → ``[N, L]``, absent = 0); the
+        Rayleigh fraction as ``f_ray`` only when some layer gives it.
         """
         index = {name: i for i, name in enumerate(self.parameter_names)}
         n_batch = x.shape[0]
@@ -234,9 +300,30 @@ class TissueModel:
                 return x[:, index[spec]]
             return torch.full((n_batch,), float(spec), dtype=x.dtype, device=x.device)
 
-        out: dict[str, torch.Tensor] = {"sao2": value(self.shared["sao2"])}
+        def per_layer(prop: str, default: float) -> torch.Tensor:
+            return torch.stack([value(layer.properties.get(prop, default)) for layer in self.layers], 1)
+
+        out: dict[str, torch.Tensor] = {"sao2": value(self.shared.get("sao2", 0.0))}
         for prop in ("vhb", "a_mie", "b_mie", "g", "d"):
-            out[prop if prop != "d" else "d_um"] = torch.stack([value(layer.properties[prop]) for layer in self.layers], 1)
+            out[prop if prop != "d" else "d_um"] = per_layer(prop, 0.0)
+        if any("f_ray" in layer.properties for layer in self.layers):
+            out["f_ray"] = per_layer("f_ray", 0.0)
+        absorbers: dict[str, torch.Tensor] = {}
+        for name in self.absorbers:
+            if name in ("vhb", "baseline"):
+                continue
+            absorbers[name] = per_layer(name, 0.0)
+        if "baseline" in self.absorbers:
+            cols = []
+            for k, layer in enumerate(self.layers):
+                spec = layer.properties.get("baseline", 0.0)
+                if spec == REST:
+                    rest = 1.0 - out["vhb"][:, k] - (absorbers["mel"][:, k] if "mel" in absorbers else 0.0)
+                    cols.append(rest.clamp(min=0.0))
+                else:
+                    cols.append(value(spec))
+            absorbers["baseline"] = torch.stack(cols, 1)
+        out["absorbers"] = absorbers  # type: ignore[assignment]
         if "n" in self.shared:
             out["n_layers"] = value(self.shared["n"])[:, None].expand(n_batch, self.n_layers)
         else:
@@ -272,13 +359,44 @@ def _check_range(prop: str, val: float | Prior, where: str) -> None:
             )
 
 
+def _parameter(name: str, prop: str, layer: int, prior: Prior, n_layers: int) -> Parameter:
+    label, unit, scale = DISPLAY[prop]
+    if layer and n_layers > 1:
+        label = f"{label} (layer {layer})"
+    return Parameter(name, UNITS[prop], label, layer, prior, unit, scale)
+
+
+def _apply_display(parameters: list[Parameter], display: Any, where: str) -> list[Parameter]:
+    """Overrides of labels and display units from the optional ``[display]`` table."""
+    if not isinstance(display, dict):
+        raise ConfigError(f"{where}: [display] must be a table of parameter name = {{ label, unit, scale }}")
+    names = [p.name for p in parameters]
+    unknown = set(display) - set(names)
+    if unknown:
+        raise ConfigError(f"{where}: [display] names unknown parameter(s) {sorted(unknown)}; parameters: {names}")
+    out = []
+    for p in parameters:
+        d = display.get(p.name)
+        if d is None:
+            out.append(p)
+            continue
+        if not isinstance(d, dict) or set(d) - {"label", "unit", "scale"}:
+            raise ConfigError(f"{where}: [display] {p.name} must be a table with 'label', 'unit' and/or 'scale'")
+        scale = d.get("scale", p.display_scale)
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ConfigError(f"{where}: [display] {p.name}: 'scale' must be a positive number")
+        out.append(dataclasses.replace(p, label=str(d.get("label", p.label)),
+                                       display_unit=str(d.get("unit", p.display_unit)), display_scale=float(scale)))
+    return out
+
+
 def _parse_tissue(raw: dict[str, Any], source: str) -> TissueModel:
     where = source
-    known_top = {"name", "description", "reference", "constants", "shared", "layers"}
+    known_top = {"name", "description", "reference", "constants", "shared", "layers", "display"}
     unknown = set(raw) - known_top
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(known_top)}")
-    for key in ("name", "constants", "shared", "layers"):
+    for key in ("name", "constants", "layers"):
         if key not in raw:
             raise ConfigError(f"{where}: missing required key '{key}'")
     consts = raw["constants"]
@@ -288,15 +406,18 @@ def _parse_tissue(raw: dict[str, Any], source: str) -> TissueModel:
             raise ConfigError(f"{where}: [constants] is missing '{key}'")
         if not isinstance(consts[key], int | float) or consts[key] <= 0:
             raise ConfigError(f"{where}: [constants] '{key}' must be a positive number, got {consts[key]!r}")
-    shared_raw = raw["shared"]
-    if "sao2" not in shared_raw:
-        raise ConfigError(f"{where}: [shared] needs 'sao2' (a number or a prior)")
+    shared_raw = raw.get("shared", {})
     unknown = set(shared_raw) - set(SHARED_PROPERTIES)
     if unknown:
         raise ConfigError(f"{where}: [shared] unknown key(s) {sorted(unknown)}; allowed: {list(SHARED_PROPERTIES)}")
     layers_raw = raw["layers"]
     if not isinstance(layers_raw, list) or not layers_raw:
         raise ConfigError(f"{where}: 'layers' must be a non-empty array of tables ([[layers]])")
+    if len(layers_raw) > MAX_LAYERS:
+        raise ConfigError(f"{where}: {len(layers_raw)} layers; a tissue has 1 to {MAX_LAYERS} layers")
+    if "sao2" not in shared_raw and any("vhb" in layer for layer in layers_raw if isinstance(layer, dict)):
+        raise ConfigError(f"{where}: [shared] needs 'sao2' (a number or a prior) when a layer has blood (vhb)")
+    n_layers = len(layers_raw)
 
     parameters: list[Parameter] = []
     shared: dict[str, float | str] = {}
@@ -307,7 +428,7 @@ def _parse_tissue(raw: dict[str, Any], source: str) -> TissueModel:
         _check_range(prop, val, f"{where} [shared]")
         if isinstance(val, Prior):
             shared[prop] = prop
-            parameters.append(Parameter(prop, UNITS[prop], LABELS[prop], 0, val))
+            parameters.append(_parameter(prop, prop, 0, val, n_layers))
         else:
             shared[prop] = val
     layers: list[LayerSpec] = []
@@ -325,19 +446,26 @@ def _parse_tissue(raw: dict[str, Any], source: str) -> TissueModel:
                     raise ConfigError(f"{lw}: 'n' is given in [shared]; do not repeat it per layer")
                 continue
             if prop not in layer_raw:
+                if prop in OPTIONAL_LAYER_PROPERTIES:
+                    continue
                 raise ConfigError(f"{lw}: missing '{prop}'")
+            if prop == "baseline" and layer_raw[prop] == REST:
+                props[prop] = REST
+                continue
             val = _parse_value(layer_raw[prop], prop, lw)
             _check_range(prop, val, lw)
             if isinstance(val, Prior):
                 pname = f"{prop}_{k}"
                 props[prop] = pname
-                parameters.append(Parameter(pname, UNITS[prop], f"{LABELS[prop]} (layer {k})", k, val))
+                parameters.append(_parameter(pname, prop, k, val, n_layers))
             else:
                 props[prop] = val
         layers.append(LayerSpec(props))
     # canonical order: shared first, then per layer in LAYER_PROPERTIES order
     if not parameters:
         raise ConfigError(f"{where}: no free parameters (give at least one prior)")
+    if "display" in raw:
+        parameters = _apply_display(parameters, raw["display"], where)
     return TissueModel(
         name=str(raw["name"]),
         description=str(raw.get("description", "")),
@@ -420,84 +548,6 @@ class NoiseModel:
         return (noisy, snr_t[:, 0]) if return_snr else noisy
 
 
-@dataclass(frozen=True)
-class Camera:
-    """Band definitions of a multispectral camera.
-
-    Either ``fwhm_nm`` (Gaussian bands) or ``filter_wavelengths_nm`` + ``filter_transmission``
-    (``[B, K]`` tabulated curves) is given.
-    """
-
-    name: str
-    description: str
-    band_centers_nm: tuple[float, ...]
-    fwhm_nm: float | None = None
-    filter_wavelengths_nm: tuple[float, ...] | None = None
-    filter_transmission: tuple[tuple[float, ...], ...] | None = None
-    noise: NoiseModel = field(default_factory=NoiseModel)
-    source: str = ""
-
-    @property
-    def n_bands(self) -> int:
-        return len(self.band_centers_nm)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("source")
-        return d
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str = "<dict>") -> Camera:
-        return _parse_camera(raw, source)
-
-
-def _parse_camera(raw: dict[str, Any], source: str) -> Camera:
-    where = source
-    allowed = {"name", "description", "band_centers_nm", "fwhm_nm", "filter_wavelengths_nm", "filter_transmission",
-               "noise"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    if "name" not in raw or "band_centers_nm" not in raw:
-        raise ConfigError(f"{where}: a camera needs 'name' and 'band_centers_nm'")
-    centers = raw["band_centers_nm"]
-    if not isinstance(centers, list | tuple) or not centers or not all(isinstance(c, int | float) for c in centers):
-        raise ConfigError(f"{where}: 'band_centers_nm' must be a non-empty list of numbers")
-    centers_t = tuple(float(c) for c in centers)
-    if any(c < 400 or c > 1000 for c in centers_t):
-        raise ConfigError(f"{where}: band centres must lie in 400-1000 nm (haemoglobin table range), got {centers_t}")
-    fwhm = raw.get("fwhm_nm")
-    fw = raw.get("filter_wavelengths_nm")
-    ft = raw.get("filter_transmission")
-    if (fwhm is None) == (fw is None):
-        raise ConfigError(f"{where}: give either 'fwhm_nm' (Gaussian bands) or 'filter_wavelengths_nm' + "
-                          "'filter_transmission' (tabulated curves)")
-    if fwhm is not None and (not isinstance(fwhm, int | float) or fwhm <= 0):
-        raise ConfigError(f"{where}: 'fwhm_nm' must be a positive number, got {fwhm!r}")
-    if fw is not None:
-        if ft is None or len(ft) != len(centers_t) or any(len(row) != len(fw) for row in ft):
-            raise ConfigError(f"{where}: 'filter_transmission' needs one row per band, each as long as "
-                              "'filter_wavelengths_nm'")
-        if any(v < 0 for row in ft for v in row) or any(sum(row) <= 0 for row in ft):
-            raise ConfigError(f"{where}: filter transmissions must be non-negative and not all zero")
-    noise_raw = raw.get("noise", {})
-    try:
-        noise = NoiseModel(**{k: float(v) for k, v in noise_raw.items()})
-    except TypeError as exc:
-        raise ConfigError(f"{where}: [noise] {exc}") from None
-    return Camera(
-        name=str(raw["name"]),
-        description=str(raw.get("description", "")),
-        band_centers_nm=centers_t,
-        fwhm_nm=float(fwhm) if fwhm is not None else None,
-        filter_wavelengths_nm=tuple(float(v) for v in fw) if fw is not None else None,
-        filter_transmission=tuple(tuple(float(v) for v in row) for row in ft) if ft is not None else None,
-        noise=noise,
-        source=source,
-    )
-
-
-def load_camera(name_or_path: str | Path) -> Camera:
-    """Load a shipped camera by name (``spectrocam8``) or a TOML file by path."""
-    path = _resolve("camera", name_or_path)
-    return _parse_camera(_read_toml(path), str(path))
+# Cameras live in their own module (camera files grew filter tables, illumination and sensor
+# response); they import the helpers above, so this import comes last.
+from tissue_inn.camera_config import Camera, load_camera  # noqa: E402

@@ -57,6 +57,14 @@ def mu_a_blood_per_cm(
     return math.log(10.0) * c_hb_g_per_l * vhb * eps / hb_molar_mass_g_per_mol
 
 
-def reduced_scattering_per_cm(a_mie: torch.Tensor, b_mie: torch.Tensor, wavelengths_nm: torch.Tensor) -> torch.Tensor:
-    """mu_s' = a_mie * (lambda / 500 nm)^(-b_mie) (Wirkert et al. 2016)."""
-    return a_mie * (wavelengths_nm / 500.0) ** (-b_mie)
+def reduced_scattering_per_cm(a_mie: torch.Tensor, b_mie: torch.Tensor, wavelengths_nm: torch.Tensor,
+                              f_ray: torch.Tensor | None = None) -> torch.Tensor:
+    """mu_s' = a_mie * (lambda / 500 nm)^(-b_mie) (Wirkert et al. 2016).
+
+    With a Rayleigh fraction ``f_ray`` (S. L. Jacques, Phys. Med. Biol. 58 (2013) R37, eq. 2):
+    mu_s' = a_mie * (f_ray (lambda / 500 nm)^-4 + (1 - f_ray) (lambda / 500 nm)^(-b_mie)).
+    """
+    if f_ray is None:
+        return a_mie * (wavelengths_nm / 500.0) ** (-b_mie)
+    ratio = wavelengths_nm / 500.0
+    return a_mie * (f_ray * ratio ** (-4.0) + (1.0 - f_ray) * ratio ** (-b_mie))

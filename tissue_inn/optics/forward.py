@@ -1,7 +1,8 @@
 """The forward model: tissue parameters x → camera band reflectances y.
 
 ``x`` (physical units, columns in the tissue's parameter order) → per-layer optical
-properties (μa from haemoglobin, μs from Mie-like scattering, g, thickness) at the camera's
+properties (μa from haemoglobin and the layer's other absorbers, μs from the Mie power law with an
+optional Rayleigh part, g, thickness) at the camera's
 integration wavelengths → adding-doubling total diffuse reflectance → band integration.
 
 Example:
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from tissue_inn.config import Camera, TissueModel
+from tissue_inn.optics.absorbers import unit_mu_a_per_cm
 from tissue_inn.optics.adding_doubling import stack_reflectance
 from tissue_inn.optics.camera import BandIntegrator, band_integrator
 from tissue_inn.optics.chromophores import hemoglobin_extinction, mu_a_blood_per_cm, reduced_scattering_per_cm
@@ -63,7 +65,15 @@ def optical_properties(
         tissue.c_hb_g_per_l,
         tissue.hb_molar_mass_g_per_mol,
     )
-    mu_s_reduced = reduced_scattering_per_cm(v["a_mie"][:, None, :], v["b_mie"][:, None, :], wl)
+    wl_np = wavelengths_nm.detach().cpu().numpy()
+    for name, amount in v["absorbers"].items():  # type: ignore[union-attr]
+        unit = torch.as_tensor(unit_mu_a_per_cm(name, wl_np), dtype=x.dtype, device=x.device)
+        mu_a = mu_a + amount[:, None, :] * unit[None, :, None]
+    if "f_ray" in v:
+        mu_s_reduced = reduced_scattering_per_cm(v["a_mie"][:, None, :], v["b_mie"][:, None, :], wl,
+                                                 v["f_ray"][:, None, :])
+    else:
+        mu_s_reduced = reduced_scattering_per_cm(v["a_mie"][:, None, :], v["b_mie"][:, None, :], wl)
     mu_s = mu_s_reduced / (1.0 - v["g"][:, None, :])
     return {
         "mu_a_per_cm": mu_a,
