@@ -6,7 +6,7 @@ Public API (used by the CLI and the GUI; keep stable):
 predictive="median", should_stop=None, stats=ALL_MAP_STATS, band_tol_nm=2.0)``
     A generator: yields :class:`~tissue_inn.progress.Progress` (``stage="infer"``, ``done``/``total``
     in pixels, ``message`` with rate and ETA, ``extra`` with ``eta_s``, ``rows_done``) and returns a
-    :class:`MapResult`. ``cube`` is a :class:`~tissue_inn.io.cubes.Cube` or an H × W × B array
+    :class:`MapResult`. ``cube`` is a :class:`~tissue_inn.io.cube.Cube` or an H × W × B array
     (then its bands are taken to be the model's, in order). The image is read in row strips of
     ``max(1, tile_pixels // W)`` rows; each strip's pixels are sampled in *seed units* (runs of
     ``posterior.unit_pixels(n_draws)`` pixels of one row, each with its own generator from
@@ -22,9 +22,9 @@ predictive="median", should_stop=None, stats=ALL_MAP_STATS, band_tol_nm=2.0)``
     re-simulated with the card's forward model and ``"predictive/residual"`` holds the relative
     spectral residual (:func:`tissue_inn.inference.posterior.relative_residual`): a "does the model
     explain this pixel" map. ``predictive=None`` skips it (the re-simulation costs one forward
-    solve per pixel). Bands are matched with :func:`~tissue_inn.io.cubes.match_bands` (a mismatch
+    solve per pixel). Bands are matched with :func:`~tissue_inn.io.bands.match_bands` (a mismatch
     raises ``BandMismatchError`` naming both lists). Pixels failing
-    :func:`~tissue_inn.io.cubes.valid_mask` (NaN, ≤ 0, saturated, > 1) are NaN in every map and
+    :func:`~tissue_inn.io.pixels.valid_mask` (NaN, ≤ 0, saturated, > 1) are NaN in every map and
     counted in ``MapResult.mask_reasons``; pixels outside ``roi_mask`` are NaN and counted as
     ``outside_roi``.
 
@@ -54,24 +54,28 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from tissue_inn import __version__
 from tissue_inn.errors import Cancelled, TissueInnError
-from tissue_inn.inference.posterior import PREDICTIVE_N_QUAD, Posterior, relative_residual, unit_generator
-from tissue_inn.inference.summaries import ALL_MAP_STATS, quantiles_sorted, summarize
-from tissue_inn.io.cubes import Cube, match_bands, valid_mask
+from tissue_inn.inference.sampling import PREDICTIVE_N_QUAD, relative_residual, unit_generator
+from tissue_inn.inference.summaries import ALL_MAP_STATS, quantiles_sorted, stat_unit, summarize
+from tissue_inn.io.bands import match_bands
+from tissue_inn.io.cube import Cube
+from tissue_inn.io.pixels import valid_mask
 from tissue_inn.progress import Progress, RateEstimator
+
+if TYPE_CHECKING:  # the posterior calls this module, never the other way round at run time
+    from tissue_inn.inference.posterior import Posterior
 
 __all__ = ["MapResult", "infer_image", "pooled_region", "region_statistics", "map_units", "REASONS"]
 
 REASONS = ("nan", "non_positive", "saturated", "above_max", "outside_roi")
 _PLACEHOLDER_REFLECTANCE = 0.2  # stands in for invalid pixels inside a seed unit (results discarded)
 _PROGRESS_EVERY_S = 0.5
-_UNITLESS_STATS = {"contraction": "1", "multimodality": "1"}
 
 
 @dataclass
@@ -105,7 +109,7 @@ def map_units(parameter_names, parameter_units, stats, predictive: bool) -> dict
     units = {}
     for name, unit in zip(parameter_names, parameter_units):
         for s in stats:
-            units[f"{name}/{s}"] = _UNITLESS_STATS.get(s, unit)
+            units[f"{name}/{s}"] = stat_unit(s, unit)
     if predictive:
         units["predictive/residual"] = "1 (relative, RMS log ratio)"
     return units
@@ -294,7 +298,7 @@ def infer_image(
                 if not need.any():
                     continue
                 y_unit = torch.where(valid_t[i, c0:c1, None], tile_t[i, c0:c1], placeholder)
-                samples = posterior._sample_unit(y_unit, n_draws, unit_generator(seed, rr, u))
+                samples = posterior.sample_unit(y_unit, n_draws, unit_generator(seed, rr, u))
                 red = summarize(samples, pv, red_stats)
                 block = torch.stack([red[s] for s in stats]).to(torch.float32).cpu().numpy()  # [S, P, D]
                 cols = np.nonzero(need)[0]

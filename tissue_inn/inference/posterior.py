@@ -55,29 +55,27 @@ import numpy as np
 import torch
 
 from tissue_inn.config import Camera, TissueModel
-from tissue_inn.errors import TissueInnError
+from tissue_inn.errors import MeasurementError, TissueInnError
+from tissue_inn.inference.sampling import (
+    DEFAULT_MAX_BATCH_ELEMENTS,
+    MAX_UNIT_PIXELS,
+    PREDICTIVE_N_QUAD,
+    relative_residual,
+    unit_generator,
+)
 from tissue_inn.inference.summaries import summarize_pixel
+from tissue_inn.io.pixels import spectra_problem
 
 __all__ = [
     "Posterior",
     "PixelPosterior",
     "PredictiveCheck",
-    "MeasurementError",
     "select_device",
     "unit_generator",
     "relative_residual",
     "DEFAULT_MAX_BATCH_ELEMENTS",
     "MAX_UNIT_PIXELS",
 ]
-
-DEFAULT_MAX_BATCH_ELEMENTS = 131072  # (spectrum × draw) rows per network call
-MAX_UNIT_PIXELS = 64  # spectra per seed unit (one generator, one network call)
-PREDICTIVE_N_QUAD = 8  # quadrature of predictive re-simulation; ≈1 % from n_quad=16, below camera noise
-
-
-class MeasurementError(TissueInnError, ValueError):
-    """A measured spectrum cannot be given to the network (NaN, ≤ 0, above 1, wrong band count)."""
-
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/``"auto"`` → CUDA if available else CPU; otherwise the named device (checked)."""
@@ -90,40 +88,6 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TissueInnError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
     return dev
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    """One SplitMix64 step (Steele et al. 2014): a fast, well-mixed 64-bit hash."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def unit_generator(seed: int, row: int, unit: int) -> torch.Generator:
-    """The CPU generator of seed unit ``unit`` of image row ``row``: seeded with SplitMix64(seed, row, unit)."""
-    h = _splitmix64(int(seed) & _MASK64)
-    h = _splitmix64(h ^ (int(row) & _MASK64))
-    h = _splitmix64(h ^ (int(unit) & _MASK64))
-    return torch.Generator().manual_seed(h & 0x7FFFFFFFFFFFFFFF)
-
-
-def relative_residual(y_sim: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, scale_free: bool):
-    """RMS over the last axis of ``log(y_sim / y)`` (mean removed when ``scale_free``); see module docstring."""
-    if isinstance(y_sim, torch.Tensor) or isinstance(y, torch.Tensor):
-        ys = torch.as_tensor(y_sim, dtype=torch.float64)
-        ym = torch.as_tensor(y, dtype=torch.float64, device=ys.device)
-        lr = torch.log(ys.clamp_min(1e-12)) - torch.log(ym.clamp_min(1e-12))
-        if scale_free:
-            lr = lr - lr.mean(dim=-1, keepdim=True)
-        return lr.pow(2).mean(dim=-1).sqrt()
-    lr = np.log(np.maximum(np.asarray(y_sim, np.float64), 1e-12)) - np.log(np.maximum(np.asarray(y, np.float64), 1e-12))
-    if scale_free:
-        lr = lr - lr.mean(axis=-1, keepdims=True)
-    return np.sqrt(np.mean(lr**2, axis=-1))
 
 
 @dataclass
@@ -304,25 +268,9 @@ class Posterior:
                 f"measurement has shape {tuple(np.shape(y))}; the model needs {self.n_bands} band values "
                 f"{bands} nm per spectrum"
             )
-        bad = ~np.all(np.isfinite(arr), axis=1)
-        if bad.any():
-            raise MeasurementError(
-                f"{int(bad.sum())} spectrum/spectra contain NaN or infinite values "
-                f"(first: row {int(np.argmax(bad))}); mask invalid pixels"
-            )
-        low = np.any(arr <= (self.r_min if self.r_min is not None else 0.0), axis=1)
-        if low.any():
-            raise MeasurementError(
-                f"{int(low.sum())} spectrum/spectra have reflectance ≤ {self.r_min or 0:g} "
-                f"(dead or dark pixel; first: row {int(np.argmax(low))})"
-            )
-        if self.r_max is not None:
-            high = np.any(arr > self.r_max, axis=1)
-            if high.any():
-                raise MeasurementError(
-                    f"{int(high.sum())} spectrum/spectra have reflectance above {self.r_max:g} "
-                    f"(specular highlight or saturation; first: row {int(np.argmax(high))})"
-                )
+        problem = spectra_problem(arr, r_min=self.r_min, r_max=self.r_max)  # the one usable-pixel rule
+        if problem is not None:
+            raise MeasurementError(problem)
         return arr
 
     # ------------------------------------------------------------------ sampling
@@ -330,7 +278,7 @@ class Posterior:
         """Spectra per seed unit for ``n_draws`` draws: ``clamp(max_batch_elements // n_draws, 1, 64)``."""
         return int(min(MAX_UNIT_PIXELS, max(1, self.max_batch_elements // max(1, n_draws))))
 
-    def _sample_unit(self, y_t: torch.Tensor, n_draws: int, generator: torch.Generator) -> torch.Tensor:
+    def sample_unit(self, y_t: torch.Tensor, n_draws: int, generator: torch.Generator) -> torch.Tensor:
         """One network call: ``y_t [P, B]`` on the device → samples ``[P, n_draws, D]`` float64 on the device."""
         with torch.inference_mode():
             return self.estimator.sample(y_t, n_draws, generator=generator)
@@ -345,7 +293,7 @@ class Posterior:
         up = self.unit_pixels(n_draws)
         out = []
         for k, s in enumerate(range(0, y_t.shape[0], up)):
-            out.append(self._sample_unit(y_t[s : s + up], n_draws, unit_generator(seed, row, start_unit + k)))
+            out.append(self.sample_unit(y_t[s : s + up], n_draws, unit_generator(seed, row, start_unit + k)))
         if not out:
             return torch.zeros((0, n_draws, self.n_parameters), dtype=torch.float64, device=self._device)
         return torch.cat(out)

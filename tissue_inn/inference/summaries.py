@@ -37,8 +37,13 @@ import numpy as np
 import torch
 
 __all__ = [
+    "VALUE_STATS",
+    "SPREAD_STATS",
+    "SCORE_STATS",
     "LOCATION_STATS",
     "ALL_MAP_STATS",
+    "PIXEL_STATS",
+    "stat_unit",
     "quantiles_sorted",
     "histogram_mode_multimodality",
     "summarize",
@@ -47,13 +52,35 @@ __all__ = [
     "count_peaks",
 ]
 
-LOCATION_STATS = ("mean", "median", "map", "q05", "q25", "q75", "q95")
+# The one list of statistic names (the CLI, the maps, the workspace and the GUI read these).
+VALUE_STATS = ("mean", "median", "map", "q05", "q16", "q25", "q75", "q84", "q95")
+"""Statistics that are values of the parameter (its unit, inside its prior range)."""
+SPREAD_STATS = ("std", "iqr")
+"""Statistics that measure spread (the parameter's unit, from 0)."""
+SCORE_STATS = ("contraction", "multimodality")
+"""Unitless scores."""
+LOCATION_STATS = tuple(s for s in VALUE_STATS if s not in ("q16", "q84"))
 ALL_MAP_STATS = ("mean", "median", "map", "std", "q05", "q25", "q75", "q95", "iqr", "contraction", "multimodality")
+"""Statistics an image map can hold (the default of ``infer_image`` and ``tissue-inn infer``)."""
+PIXEL_STATS = (
+    "mean", "median", "map", "std", "q05", "q16", "q25", "q75", "q84", "q95", "iqr", "contraction",
+    "multimodality", "n_peaks",
+)
+"""Statistics of one clicked pixel (:func:`summarize_pixel` adds ``bimodality_coefficient``)."""
 _QUANTILE_STATS = {"q05": 0.05, "q16": 0.16, "q25": 0.25, "median": 0.5, "q75": 0.75, "q84": 0.84, "q95": 0.95}
 _EXTRA_STATS = ["q16", "q84", "n_peaks"]
 _KERNEL = (1.0, 4.0, 6.0, 4.0, 1.0)
 _KERNEL_SQ_SUM = sum(k * k for k in _KERNEL) / sum(_KERNEL) ** 2  # 70/256 ≈ 0.27
 _NOISE_SIGMAS = 3.0
+
+
+def stat_unit(stat: str, parameter_unit: str) -> str:
+    """Unit of a statistic's value: ``"1"`` for the scores, the parameter's unit otherwise.
+
+    >>> stat_unit("iqr", "mm"), stat_unit("contraction", "mm")
+    ('mm', '1')
+    """
+    return "1" if stat in SCORE_STATS else parameter_unit
 
 
 def quantiles_sorted(sorted_x: torch.Tensor, qs: Sequence[float]) -> torch.Tensor:
@@ -225,23 +252,7 @@ def summarize_pixel(
     """
     s = torch.as_tensor(np.asarray(samples, dtype=np.float64))[None]
     pv = None if prior_variance is None else torch.as_tensor(np.asarray(prior_variance, dtype=np.float64))
-    stats = (
-        "mean",
-        "median",
-        "map",
-        "std",
-        "q05",
-        "q16",
-        "q25",
-        "q75",
-        "q84",
-        "q95",
-        "iqr",
-        "contraction",
-        "multimodality",
-        "n_peaks",
-    )
-    res = {k: v[0].tolist() for k, v in summarize(s, pv, stats).items()}
+    res = {k: v[0].tolist() for k, v in summarize(s, pv, PIXEL_STATS).items()}
     bc = bimodality_coefficient(samples)
     out: dict[str, dict[str, float]] = {}
     for d, name in enumerate(parameter_names):

@@ -3,8 +3,10 @@
 - :mod:`~tissue_inn.inn.coupling`: blocks with ``forward(x, c=None, rev=False) -> (out, log_jac)``.
 - :mod:`~tissue_inn.inn.network`: :class:`InvertibleSequence`, rebuildable from a JSON config.
 - :mod:`~tissue_inn.inn.losses`: multi-scale inverse-multiquadratic MMD and the paper's kernel sets.
-- :mod:`~tissue_inn.inn.families`: :class:`BidirectionalINN` (Ardizzone et al. 2019) and
-  :class:`ConditionalINN` (maximum likelihood), both in standardised units.
+- :mod:`~tissue_inn.inn.bidirectional`: :class:`BidirectionalINN` (Ardizzone et al. 2019) and
+  :mod:`~tissue_inn.inn.conditional`: :class:`ConditionalINN` (maximum likelihood), both in standardised units.
+- :mod:`~tissue_inn.inn.registry`: the :class:`NetworkFamily` contract and :data:`FAMILIES`, the one list
+  of families (add a family: one module + one line there).
 """
 
 from tissue_inn.inn.coupling import (
@@ -24,11 +26,13 @@ from tissue_inn.inn.losses import (
     mmd_multiscale,
 )
 from tissue_inn.inn.network import BLOCK_TYPES, InvertibleSequence
+from tissue_inn.inn.registry import FAMILIES, NetworkFamily, family_names, get_family
 
 __all__ = [
     "BACKWARD_KERNELS",
     "BLOCK_TYPES",
     "DEFAULT_LOSS_WEIGHTS",
+    "FAMILIES",
     "FORWARD_KERNELS",
     "MLP",
     "ActNorm",
@@ -37,8 +41,11 @@ __all__ = [
     "FixedPermutation",
     "GLOWCoupling",
     "InvertibleSequence",
+    "NetworkFamily",
     "RealNVPCoupling",
+    "family_names",
     "gaussian_pair_weights",
+    "get_family",
     "mlp_constructor",
     "mmd_multiscale",
     "soft_clamp",

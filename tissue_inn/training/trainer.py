@@ -11,7 +11,8 @@ CPU, NCCL on CUDA): every rank takes its slice of each global batch, gradients a
 writes checkpoints.
 
 Optimiser defaults follow the authors' code for the medical run (SCIENCE.md §5): Adam, lr 1e-3,
-betas (0.9, 0.95), eps 1e-6, weight decay 1e-5, batch 500, y-noise 0.05 (``inn`` family).
+betas (0.9, 0.95), eps 1e-6, weight decay 1e-5, batch 500, y-noise 0.05 (``inn`` family). Family-specific settings reach the network and its loss
+only through the family's ``training_options`` (:mod:`tissue_inn.inn.registry`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tissue_inn.config import Camera, NoiseModel, TissueModel
-from tissue_inn.data.dataset import SpectraDataset, file_sha256
+from tissue_inn.data.dataset import SpectraDataset
 from tissue_inn.errors import Cancelled, ConfigError, TissueInnError
 from tissue_inn.estimators import PosteriorEstimator, make_spec
+from tissue_inn.hashing import file_sha256
+from tissue_inn.inn.registry import FAMILIES, family_names
 from tissue_inn.progress import Progress, ShouldStop
 
 __all__ = ["TrainSettings", "TrainResult", "train", "EpochReport", "maybe_init_distributed"]
@@ -83,8 +86,8 @@ class TrainSettings:
     limit_samples: int | None = None
 
     def __post_init__(self) -> None:
-        if self.family not in ("inn", "cinn"):
-            raise ConfigError(f"family {self.family!r}: use 'inn' or 'cinn'")
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family {self.family!r}: use one of {', '.join(repr(n) for n in family_names())}")
         for name in ("epochs", "iterations_per_epoch", "batch_size", "n_blocks", "hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training setting '{name}' must be >= 1")
@@ -162,10 +165,7 @@ class _LossModule(nn.Module):
         self.kwargs = kwargs
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, snr: torch.Tensor, generator: torch.Generator | None = None):
-        kw = dict(self.kwargs)
-        if self.estimator.family == "inn":
-            kw["generator"] = generator
-        return self.estimator.loss(x, y, snr=snr, **kw)
+        return self.estimator.loss(x, y, snr=snr, generator=generator, **self.kwargs)
 
 
 def maybe_init_distributed(device: str = "cpu") -> tuple[int, int]:
@@ -193,14 +193,7 @@ def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera
         "actnorm": settings.actnorm,
         "seed": settings.seed,
     }
-    if settings.family == "inn":
-        if settings.dim_z is not None:
-            network["dim_z"] = settings.dim_z
-        if settings.loss_weights:
-            network["loss_weights"] = dict(settings.loss_weights)
-        network["y_uncertainty_sigma"] = settings.inn_pair_sigma if settings.inn_pair_sigma else None
-    elif settings.cond_net_hidden is not None:
-        network["cond_net_hidden"] = settings.cond_net_hidden
+    network.update(FAMILIES[settings.family].training_options(settings.to_dict())[0])
     bounds = tissue.prior_bounds()
     spec = make_spec(
         settings.family,
@@ -308,13 +301,14 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
     x_val, y_val = data.x[val_idx], data.y[val_idx]
     val_noise_gen = torch.Generator().manual_seed(settings.seed + 1)
     y_val_noisy, snr_val = noise.apply(y_val, val_noise_gen, return_snr=True)
-    if settings.snr_conditioning and settings.family != "cinn":
-        raise ConfigError("snr_conditioning needs the cinn family")
+    if settings.snr_conditioning and not FAMILIES[settings.family].supports_snr_conditioning:
+        able = [n for n in family_names() if FAMILIES[n].supports_snr_conditioning]
+        raise ConfigError(f"snr_conditioning needs the {', '.join(able)} family")
 
     estimator = build_estimator(settings, tissue, camera, noise)
     estimator.fit_scalers(x_train, y_train)
     estimator.to(device)
-    loss_kwargs = {"y_noise": settings.y_noise} if settings.family == "inn" else {}
+    loss_kwargs = FAMILIES[settings.family].training_options(settings.to_dict())[1]
     loss_module = _LossModule(estimator, loss_kwargs)
     if world > 1:
         model: nn.Module = nn.parallel.DistributedDataParallel(loss_module)
