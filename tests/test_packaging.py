@@ -1,4 +1,4 @@
-"""`pip install .` (not only editable) must ship resources/ and models/ inside the package."""
+"""`pip install .` (not only editable) must ship resources/, models/, configs/ and the sample inside the package."""
 
 import shutil
 import subprocess
@@ -28,10 +28,55 @@ def test_wheel_contains_resources_and_models(tmp_path):
         "tissue_inn/resources/cameras/spectrocam8.toml",
         "tissue_inn/resources/chromophores/hemoglobin_prahl.tsv",
         "tissue_inn/resources/chromophores/PROVENANCE.md",
+        "tissue_inn/resources/samples/colon_sample.h5",
+        "tissue_inn/cli/__init__.py",
     ):
         assert needed in names, needed
     shipped = [p for p in (ROOT / "models").glob("*/model_card.json")]
     for card in shipped:
         assert f"tissue_inn/models/{card.parent.name}/model_card.json" in names
         assert f"tissue_inn/models/{card.parent.name}/model.safetensors" in names
+    configs = sorted(p.name for p in (ROOT / "configs").glob("*.toml"))
+    assert configs, "the checkout has configs/*.toml"
+    for name in configs:
+        assert f"tissue_inn/configs/{name}" in names, name
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_config_command_prints_and_writes_a_shipped_template(tmp_path, capsys):
+    from tissue_inn.cli import main
+
+    assert main(["config"]) == 0
+    listed = capsys.readouterr().out
+    assert "train_cinn" in listed and "train_inn" in listed
+    assert main(["config", "train_cinn"]) == 0
+    assert capsys.readouterr().out == (ROOT / "configs" / "train_cinn.toml").read_text()
+    out = tmp_path / "mine.toml"
+    assert main(["config", "configs/train_inn.toml", "-o", str(out)]) == 0
+    assert out.read_text() == (ROOT / "configs" / "train_inn.toml").read_text()
+    assert main(["config", "train_inn", "-o", str(out)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["config", "kidney"]) == 2
+    assert "train_cinn" in capsys.readouterr().err
+
+
+def test_sample_names_the_shipped_image(tmp_path, monkeypatch):
+    from tissue_inn.cli.infer import resolve_image
+
+    assert resolve_image(Path("sample")).name == "colon_sample.h5" and resolve_image(Path("sample")).is_file()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample").write_text("a file of that name wins")
+    assert resolve_image(Path("sample")) == Path("sample")
+    assert resolve_image(Path("other.h5")) == Path("other.h5")
+
+
+def test_messages_name_no_internal_arguments():
+    """Errors speak in CLI flags ("pass --force"), not Python keyword arguments ("force=True")."""
+    import re
+
+    offenders = []
+    for path in (ROOT / "tissue_inn").rglob("*.py"):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"(Error|warn|print)\(.*f?[\"'].*\b(force|n_draws|snr|verify_hash)=(True|False|None)", line):
+                offenders.append(f"{path.relative_to(ROOT)}:{i}")
+    assert not offenders, offenders

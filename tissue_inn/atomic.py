@@ -22,7 +22,7 @@ def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
     """Fail early, with a clear message, when ``path`` cannot be written."""
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} already exists; pass --force (force=True) to replace it")
+        raise OutputExistsError(f"{path} already exists; pass --force to replace it")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         try:

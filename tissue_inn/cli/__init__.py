@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tissue_inn import __version__
-from tissue_inn.cli import baseline, evaluate, gui, infer, info, merge, simulate, train
+from tissue_inn.cli import baseline, config, evaluate, gui, infer, info, merge, simulate, train
 from tissue_inn.cli.common import Command, run_command
 
 __all__ = ["COMMANDS", "main", "build_parser"]
@@ -27,6 +27,7 @@ COMMANDS: list[Command] = [
     evaluate.COMMAND,
     baseline.COMMAND,
     infer.COMMAND,
+    config.COMMAND,
     gui.COMMAND,
 ]
 

@@ -72,7 +72,9 @@ def _colour_range(stat: str, key: str, bounds: np.ndarray | None) -> tuple[float
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", type=Path, help="cube file: HDF5, .npy, TIFF or ENVI (.hdr)")
+    p.add_argument(
+        "image", type=Path, help="cube file: HDF5, .npy, TIFF or ENVI (.hdr); 'sample': the shipped sample image"
+    )
     p.add_argument("--model", default=None, help="bundle folder or shipped model name (default: shipped default)")
     p.add_argument("--draws", type=int, default=1000, help="posterior draws per pixel (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the output)")
@@ -103,6 +105,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace existing outputs")
 
 
+SAMPLE_NAME = "sample"
+
+
+def resolve_image(path: Path) -> Path:
+    """``sample`` (when no such file exists) names the shipped sample image; other paths are kept."""
+    if str(path) == SAMPLE_NAME and not path.exists():
+        from tissue_inn.config import resources_dir
+
+        sample = resources_dir() / "samples" / "colon_sample.h5"
+        if not sample.is_file():
+            raise TissueInnError("the shipped sample image is missing from this installation; reinstall tissue_inn")
+        return sample
+    return path
+
+
 def _png_paths(folder: Path, names, stats, predictive: bool) -> dict[str, Path]:
     out = {f"{n}/{s}": folder / f"{n}_{s}.png" for n in names for s in stats}
     if predictive:
@@ -115,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from tissue_inn.inference.image import infer_image, region_statistics
     from tissue_inn.inference.posterior import Posterior
     from tissue_inn.inference.summaries import ALL_MAP_STATS
-    from tissue_inn.io.cubes import read_cube
+    from tissue_inn.io.cube import read_cube
     from tissue_inn.io.maps import write_csv, write_map_png, write_maps_hdf5, write_maps_tiff
 
     if args.threads:
@@ -147,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(path, force=args.force)
 
     cube = read_cube(
-        args.image,
+        resolve_image(args.image),
         dataset=args.dataset,
         wavelengths_nm=_parse_wavelengths(args.wavelengths),
         white=args.white,

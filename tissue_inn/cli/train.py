@@ -15,9 +15,10 @@ __all__ = ["COMMAND"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, type=Path, help="training dataset (HDF5 from 'simulate')")
-    p.add_argument("--family", choices=["inn", "cinn"], default=None, help="model family (default cinn)")
+    p.add_argument("--family", default=None,
+                   help="model family (default cinn; the paper's INN: inn; any family of tissue_inn/inn/registry.py)")
     p.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to write (models/NAME)")
-    p.add_argument("--config", type=Path, help="TOML file with training settings (flags override it)")
+    p.add_argument("--config", type=Path, help="TOML file or shipped config name (tissue-inn config lists them); flags override it")
     p.add_argument("--epochs", type=int)
     p.add_argument("--iterations-per-epoch", type=int)
     p.add_argument("--batch-size", type=int)
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from tissue_inn.training.trainer import TrainSettings, train
 
     settings_d: dict = {}
+    if args.config and not args.config.exists():
+        from tissue_inn.cli.config import shipped_config
+
+        args.config = shipped_config(str(args.config))
     if args.config:
         try:
             settings_d.update(tomllib.loads(args.config.read_text()))
