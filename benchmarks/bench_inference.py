@@ -77,7 +77,7 @@ def _big_run(model: str, cube_path: str, draws: int, device: str, threads: int) 
 
     from tissue_inn.inference.image import infer_image
     from tissue_inn.inference.posterior import Posterior
-    from tissue_inn.io.cubes import read_cube
+    from tissue_inn.io.cube import read_cube
     from tissue_inn.progress import run_to_completion
 
     torch.set_num_threads(threads)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tissue_inn.inference.image import infer_image
     from tissue_inn.inference.posterior import Posterior
-    from tissue_inn.io.cubes import read_cube
+    from tissue_inn.io.cube import read_cube
     from tissue_inn.progress import run_to_completion
 
     torch.set_num_threads(args.threads)

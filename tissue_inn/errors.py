@@ -5,6 +5,8 @@ __all__ = [
     "ConfigError",
     "DataFileError",
     "BandMismatchError",
+    "MeasurementError",
+    "NoUsablePixelsError",
     "ModelBundleError",
     "OutputExistsError",
     "Cancelled",
@@ -25,6 +27,22 @@ class DataFileError(TissueInnError, ValueError):
 
 class BandMismatchError(TissueInnError, ValueError):
     """A measurement's bands do not match the model's bands."""
+
+
+class MeasurementError(TissueInnError, ValueError):
+    """A measured spectrum cannot be given to the network (NaN, ≤ 0, above 1, wrong band count)."""
+
+
+class NoUsablePixelsError(DataFileError):
+    """Every pixel of an image is unusable (NaN, ≤ 0, saturated, above 1): nothing to analyse.
+
+    ``counts`` maps each reason (``"nan"``, ``"non_positive"``, ``"saturated"``, ``"above_max"``) to
+    its number of pixels.
+    """
+
+    def __init__(self, message: str, counts: dict[str, int] | None = None):
+        super().__init__(message)
+        self.counts = dict(counts or {})
 
 
 class ModelBundleError(TissueInnError, ValueError):

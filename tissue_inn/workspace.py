@@ -4,7 +4,7 @@ The GUI (:mod:`tissue_inn.gui`) draws what this module holds and runs its slow o
 threads; everything that is not drawing lives here and is tested without Qt.
 
 Notation: an image pixel is addressed ``(row, col)``; spectra are in the *model's* band order
-(the cube's bands are matched once, when model and image meet, with :func:`tissue_inn.io.cubes.match_bands`).
+(the cube's bands are matched once, when model and image meet, with :func:`tissue_inn.io.bands.match_bands`).
 
 Staleness: every pixel request and every map job carries a *generation* number. A later click (or a
 new model / image) increases it, and :meth:`Workspace.accept_pixel` / :meth:`Workspace.accept_maps`
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from tissue_inn.errors import BandMismatchError, Cancelled, DataFileError, ModelBundleError, TissueInnError
-from tissue_inn.io.cubes import Cube, match_bands, read_cube
+from tissue_inn.io.bands import match_bands
+from tissue_inn.io.cube import Cube, read_cube
 from tissue_inn.progress import Progress
 
 __all__ = [

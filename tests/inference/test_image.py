@@ -9,7 +9,8 @@ import pytest
 from tissue_inn.errors import BandMismatchError, Cancelled
 from tissue_inn.inference.image import infer_image, pooled_region, region_statistics
 from tissue_inn.inference.posterior import Posterior
-from tissue_inn.io.cubes import read_cube, valid_mask
+from tissue_inn.io.cube import read_cube
+from tissue_inn.io.pixels import valid_mask
 from tissue_inn.progress import Progress, run_to_completion
 
 BANDS = [470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0]

@@ -9,8 +9,8 @@ from scipy import stats as sps
 from torch import nn
 
 from tissue_inn.config import load_camera, load_tissue
-from tissue_inn.errors import TissueInnError
-from tissue_inn.inference.posterior import MeasurementError, Posterior, relative_residual
+from tissue_inn.errors import MeasurementError, TissueInnError
+from tissue_inn.inference.posterior import Posterior, relative_residual
 from tissue_inn.inference.summaries import bimodality_coefficient, count_peaks, summarize, summarize_pixel
 from tissue_inn.optics.forward import ForwardModel, SolverSettings
 

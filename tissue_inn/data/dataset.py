@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -14,16 +13,7 @@ import torch
 
 from tissue_inn.errors import DataFileError
 
-__all__ = ["SpectraDataset", "DatasetInfo", "file_sha256", "read_dataset_info"]
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Streaming sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["SpectraDataset", "DatasetInfo", "read_dataset_info"]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from torch import nn
 
 from tissue_inn.atomic import atomic_dir
 from tissue_inn.config import Camera, NoiseModel, TissueModel
-from tissue_inn.data.dataset import SpectraDataset, file_sha256
+from tissue_inn.data.dataset import SpectraDataset
 from tissue_inn.data.preprocess import (
     ParameterSpectrumCoding,
     SpectrumFeatures,
@@ -41,6 +41,7 @@ from tissue_inn.data.preprocess import (
     bounds_to_json,
 )
 from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError, TissueInnError
+from tissue_inn.hashing import file_sha256
 from tissue_inn.progress import Progress, ShouldStop
 
 __all__ = [

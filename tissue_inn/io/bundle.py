@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_file
 from tissue_inn import __version__
 from tissue_inn.atomic import atomic_dir
 from tissue_inn.config import models_dir
-from tissue_inn.data.dataset import file_sha256
 from tissue_inn.errors import ModelBundleError
 from tissue_inn.estimators import PosteriorEstimator
+from tissue_inn.hashing import file_sha256
 
 __all__ = ["SCHEMA_VERSION", "save_bundle", "load_bundle", "read_card", "resolve_model", "format_card",
            "update_card"]
