@@ -24,7 +24,12 @@ from tissue_inn.io.readers.tiff import TiffReader
 
 __all__ = ["READERS", "open_raw", "file_dialog_filter", "supported_formats_text", "supported_suffixes"]
 
-READERS: list[Reader] = [Hdf5Reader(), NpyReader(), TiffReader(), EnviReader()]
+READERS: list[Reader] = [
+    Hdf5Reader(),
+    NpyReader(),
+    TiffReader(),
+    EnviReader(),
+]
 
 
 def supported_suffixes() -> dict[str, tuple[str, ...]]:
