@@ -101,7 +101,7 @@ def load_bundle(folder: str | os.PathLike | None = None, verify_hash: bool = Tru
     """Load a bundle (or a shipped model by name) → (estimator in eval mode, card)."""
     folder = resolve_model(folder)
     card = read_card(folder)
-    wpath = folder / card["weights"].get("file", WEIGHTS)
+    wpath = _weights_path(folder, card)
     if not wpath.is_file():
         raise ModelBundleError(f"{folder}: weights file {wpath.name} is missing")
     if verify_hash and card["weights"].get("sha256") != file_sha256(wpath):
@@ -125,7 +125,62 @@ def load_bundle(folder: str | os.PathLike | None = None, verify_hash: bool = Tru
         raise ModelBundleError(f"{wpath}: weights do not fit the architecture in the card ({str(exc)[:200]})") \
             from None
     estimator.eval()
+    _check_card_matches(folder, card, estimator)
     return estimator, card
+
+
+def _weights_path(folder: Path, card: dict[str, Any]) -> Path:
+    """The weights file named by the card; it must be a plain file name that resolves inside the bundle."""
+    name = card["weights"].get("file", WEIGHTS)
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelBundleError(f"{folder}: the card names the weights file {name!r}, which is not a plain file name "
+                               f"inside the bundle folder; a bundle's files must lie in its own folder")
+    path = folder / name
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        raise ModelBundleError(f"{folder}: the weights file {name!r} resolves outside the bundle folder (a link?); "
+                               f"copy the real file into the bundle")
+    return path
+
+
+def _check_card_matches(folder: Path, card: dict[str, Any], estimator: PosteriorEstimator) -> None:
+    """The card's descriptive sections (tissue, parameters, bands) must describe this network."""
+    names = list(estimator.parameter_names)
+    bands = [float(b) for b in estimator.band_centers_nm]
+    problems = []
+    listed = [p.get("name") if isinstance(p, dict) else p for p in card.get("parameters") or []]
+    if listed and listed != names:
+        problems.append(f"its parameter list has {len(listed)} entries {listed}")
+    tissue = card.get("tissue")
+    if isinstance(tissue, dict) and tissue:
+        from tissue_inn.config import TissueModel
+
+        try:
+            tissue_names = list(TissueModel.from_dict(tissue, source=f"{folder / CARD}:tissue").parameter_names)
+        except Exception as exc:  # any malformed tissue section is a bundle error
+            raise ModelBundleError(f"{folder / CARD}: the tissue section is malformed ({exc})") from None
+        if tissue_names != names:
+            problems.append(f"its tissue {tissue.get('name', '?')!r} has {len(tissue_names)} parameters {tissue_names}")
+    card_bands = card.get("band_centers_nm")
+    if card_bands is not None and (len(card_bands) != len(bands)
+                                   or any(abs(float(a) - b) > 1e-6 for a, b in zip(card_bands, bands))):
+        problems.append(f"it lists bands {list(card_bands)} nm")
+    cam_bands = (card.get("camera") or {}).get("band_centers_nm") if isinstance(card.get("camera"), dict) else None
+    if cam_bands is not None and len(cam_bands) != len(bands):
+        problems.append(f"its camera has {len(cam_bands)} bands")
+    n_weights = card["weights"].get("n_parameters")
+    actual = int(sum(p.numel() for p in estimator.parameters()))
+    if n_weights is not None and n_weights != actual:
+        problems.append(f"it counts {n_weights} weights")
+    if problems:
+        raise ModelBundleError(
+            f"{folder / CARD}: the card does not match its network, which estimates {len(names)} parameters "
+            f"{names} from {len(bands)} bands {bands} nm with {actual} weights, but " + "; ".join(problems)
+            + ". The card was edited or belongs to another model; use the card saved with these weights."
+        )
 
 
 def update_card(folder: str | os.PathLike, updates: dict[str, Any]) -> None:
