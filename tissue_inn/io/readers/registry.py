@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tissue_inn.errors import DataFileError
 from tissue_inn.io.readers.base import RawCube, Reader
+from tissue_inn.io.readers.csv_spectra import CsvSpectraReader
 from tissue_inn.io.readers.envi import EnviReader
 from tissue_inn.io.readers.hdf5 import Hdf5Reader
 from tissue_inn.io.readers.npy import NpyReader
@@ -29,6 +30,7 @@ READERS: list[Reader] = [
     NpyReader(),
     TiffReader(),
     EnviReader(),
+    CsvSpectraReader(),
 ]
 
 
