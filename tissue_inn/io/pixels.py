@@ -47,6 +47,7 @@ __all__ = [
     "describe_reason",
     "describe_counts",
     "spectra_problem",
+    "count_usable_pixels",
     "require_usable_pixels",
 ]
 
@@ -160,6 +161,21 @@ def spectra_problem(y: np.ndarray, r_min: float | None = DEFAULT_R_MIN, r_max: f
             f"(specular highlight or saturation; first: row {first})"
         )
     return None
+
+
+def count_usable_pixels(
+    cube: Any, r_min: float | None = DEFAULT_R_MIN, r_max: float | None = DEFAULT_R_MAX, tile_rows: int = 64
+) -> tuple[int, dict[str, int]]:
+    """``(number of usable pixels, reason → count)`` of a whole :class:`~tissue_inn.io.cube.Cube`,
+    read in row strips of ``tile_rows`` (saturation checked on the raw counts when the cube knows them)."""
+    h, w, _ = cube.shape
+    n_usable, counts = 0, dict.fromkeys(REASONS, 0)
+    for r0 in range(0, h, tile_rows):
+        _, mask, reasons = cube.valid_tile(r0, min(h, r0 + tile_rows), 0, w, r_min=r_min, r_max=r_max)
+        n_usable += int(np.count_nonzero(mask))
+        for k, v in reasons.items():
+            counts[k] += int(v)
+    return n_usable, counts
 
 
 def require_usable_pixels(counts: dict[str, int], n_usable: int, name: str = "the image") -> None:
