@@ -169,7 +169,7 @@ def infer_image(
     if do_pred and not posterior.has_forward_model:
         raise TissueInnError(
             "the model card records no tissue/camera, so pixels cannot be re-simulated; "
-            "pass predictive=None (--predictive none)"
+            "turn the predictive check off (--predictive none)"
         )
     n_draws = int(n_draws)
     if n_draws < 2:
