@@ -31,14 +31,12 @@ from tissue_inn.gui.model_dialog import ModelCardDialog
 from tissue_inn.gui.posterior_panel import PosteriorPanel, SpectrumPlot
 from tissue_inn.gui.regions import RegionsPanel, make_roi, roi_geometry
 from tissue_inn.gui.workers import StopFlag, WorkerRegistry
-from tissue_inn.io.bundle import CARD
 from tissue_inn.progress import Progress
 from tissue_inn.workspace import Workspace, push_recent
+from tissue_inn.workspace.images import image_filter
+from tissue_inn.workspace.models import bundle_folder_of
 
 __all__ = ["MainWindow"]
-
-IMAGE_FILTER = "Multispectral images (*.h5 *.hdf5 *.hdf *.npy *.tif *.tiff *.hdr);;All files (*)"
-
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, TissueInnError):
@@ -217,7 +215,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(files))
 
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open multispectral image", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open multispectral image", "", image_filter())
         if path:
             self.open_image(path)
 
@@ -272,13 +270,11 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def open_dropped(self, path: str) -> None:
-        p = Path(path)
-        if p.is_dir() and (p / CARD).is_file():
-            self.load_model(p)
-        elif p.is_file() and p.name == CARD:
-            self.load_model(p.parent)
+        bundle = bundle_folder_of(path)
+        if bundle is not None:
+            self.load_model(bundle)
         else:
-            self.open_image(p)
+            self.open_image(Path(path))
 
     # ================================================================== image display
     def _after_image_change(self) -> None:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tissue_inn.io.bundle import format_card
+from tissue_inn.workspace.models import card_summary
 
 __all__ = ["ModelCardDialog", "card_figures", "prior_text"]
 
@@ -72,10 +72,7 @@ class ModelCardDialog(QDialog):
         summary = QPlainTextEdit()
         summary.setReadOnly(True)
         summary.setFont(mono)
-        try:
-            summary.setPlainText(format_card(card))
-        except (KeyError, TypeError, ValueError) as exc:
-            summary.setPlainText(f"(card summary unavailable: {exc})")
+        summary.setPlainText(card_summary(card))
         tabs.addTab(summary, "Summary")
 
         spec = card.get("estimator", {})
