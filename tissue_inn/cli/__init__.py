@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tissue_inn import __version__
-from tissue_inn.cli import baseline, config, evaluate, gui, infer, info, merge, simulate, train
+from tissue_inn.cli import baseline, config, evaluate, gui, infer, info, make_model, merge, simulate, train
 from tissue_inn.cli.common import Command, run_command
 
 __all__ = ["COMMANDS", "main", "build_parser"]
@@ -25,6 +25,7 @@ COMMANDS: list[Command] = [
     train.COMMAND,
     info.COMMAND,
     evaluate.COMMAND,
+    make_model.COMMAND,
     baseline.COMMAND,
     infer.COMMAND,
     config.COMMAND,
