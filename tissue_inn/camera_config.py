@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from tissue_inn.config import NoiseModel, _read_toml, _resolve
 from tissue_inn.errors import ConfigError
 
-__all__ = ["Camera", "load_camera", "read_curve_csv"]
+__all__ = ["Camera", "load_camera", "read_curve_csv", "camera_from_bands", "camera_toml"]
 
 _MIN_NM, _MAX_NM = 400.0, 1000.0  # the haemoglobin table covers 250-1000 nm
 
@@ -214,6 +215,40 @@ def _parse_camera(raw: dict[str, Any], source: str, folder: Path | None = None) 
         illumination=_spectrum(raw, "illumination", folder, where),
         sensor_response=_spectrum(raw, "sensor_response", folder, where),
     )
+
+
+def camera_from_bands(band_centers_nm, name: str = "cube_camera", fwhm_nm: float | None = None,
+                      description: str = "") -> Camera:
+    """A Gaussian-band camera for a cube whose band centres are known but not its filters.
+
+    ``fwhm_nm`` defaults to the median spacing of neighbouring bands (10 nm for a single band), the
+    usual width of contiguous spectral bands. Used by the GUI's band-mismatch dialog to offer a model
+    for the cube's own camera.
+    """
+    centers = sorted(float(c) for c in band_centers_nm)
+    if fwhm_nm is None:
+        fwhm_nm = float(np.median(np.diff(centers))) if len(centers) > 1 else 10.0
+    raw = {"name": name, "description": description or f"{len(centers)} Gaussian bands of {fwhm_nm:g} nm FWHM "
+           "(band centres from an image; FWHM assumed)", "band_centers_nm": centers, "fwhm_nm": fwhm_nm}
+    return _parse_camera(raw, f"camera {name!r}")
+
+
+def camera_toml(camera: Camera) -> str:
+    """The camera as the text of a camera file (``resources/cameras/*.toml`` format; curves inline)."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(fmt(e) for e in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {fmt(e)}" for k, e in v.items()) + " }"
+        return repr(float(v)) if isinstance(v, float) else str(v)
+
+    d = camera.to_dict()
+    noise = d.pop("noise")
+    lines = [f"{k} = {fmt(v)}" for k, v in d.items() if v is not None]
+    lines += ["", "[noise]"] + [f"{k} = {fmt(v)}" for k, v in noise.items()]
+    return "\n".join(lines) + "\n"
 
 
 def load_camera(name_or_path: str | Path) -> Camera:

@@ -1,10 +1,21 @@
 """Tissue and camera definitions: frozen dataclasses read from TOML files, with validation.
 
+(One module for the tissue format: priors, parameters, layers, absorbers and display labels are
+parsed and validated together, which reads better whole than split; cameras are in
+:mod:`tissue_inn.camera_config` and re-exported here.)
+
 A tissue definition (``resources/tissues/*.toml``) lists the layers (top first) and, per
 property, either a fixed number or a prior. Every property with a prior becomes a free
 parameter, named ``sao2`` / ``n`` (shared) or ``<property>_<k>`` for layer ``k = 1`` (top)...
-A camera definition (``resources/cameras/*.toml``) lists band centres and either a Gaussian
-FWHM or a tabulated filter curve per band.
+A layer names its absorbers and their amounts (``vhb`` blood volume fraction with the shared
+``sao2``; ``mel`` melanosome volume fraction; ``eumelanin``/``pheomelanin`` mg/mL; ``fat``/``water``
+volume fraction; ``bilirubin`` µmol/L; ``baseline`` bloodless-tissue fraction or ``"rest"``), each a
+number or a prior; scattering is ``a_mie`` (μs′ at 500 nm), ``b_mie`` and optionally ``f_ray``
+(Rayleigh fraction); 1 to 4 layers. An optional ``[display]`` table overrides clinical labels,
+display units and scale factors per parameter (:attr:`TissueModel.parameter_labels`,
+:attr:`TissueModel.display_units`, :attr:`TissueModel.display_scales`).
+A camera definition (``resources/cameras/*.toml``, :mod:`tissue_inn.camera_config`) lists band
+centres and a Gaussian FWHM, or measured filter curves, optionally illumination and sensor response.
 
 Example:
     >>> tissue = load_tissue("colon")

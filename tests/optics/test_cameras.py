@@ -112,3 +112,24 @@ def test_illumination_not_covering_the_bands_is_refused(tmp_path):
                                      "illumination={wavelengths_nm=[450.0, 600.0], values=[1.0, 1.0]}\n")
     with pytest.raises(ConfigError, match="illumination covers 450-600"):
         band_integrator(load_camera(tmp_path / "c.toml"))
+
+
+def test_camera_from_cube_bands_round_trips_through_a_camera_file(tmp_path):
+    from tissue_inn.camera_config import camera_from_bands, camera_toml
+
+    cam = camera_from_bands([520.0, 500.0, 540.0, 560.0], name="cube")
+    assert cam.band_centers_nm == (500.0, 520.0, 540.0, 560.0) and cam.fwhm_nm == 20.0
+    (tmp_path / "cube.toml").write_text(camera_toml(cam))
+    again = load_camera(tmp_path / "cube.toml")
+    assert again.to_dict() == cam.to_dict()
+    hs = load_camera("hyperspectral100")
+    (tmp_path / "hs.toml").write_text(camera_toml(hs))
+    assert load_camera(tmp_path / "hs.toml").to_dict() == hs.to_dict()
+
+
+def test_skin_on_the_other_shipped_cameras():
+    t = load_tissue("skin")
+    x = t.sample_prior(2, torch.Generator().manual_seed(0))
+    for name in ("generic_vis16", "hyperspectral100"):
+        y = ForwardModel(t, load_camera(name)).bands(x)
+        assert y.shape == (2, load_camera(name).n_bands) and bool(torch.all((y > 0) & (y < 1)))
