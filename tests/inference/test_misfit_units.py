@@ -12,7 +12,8 @@ from tissue_inn.errors import ModelBundleError
 from tissue_inn.estimators.surrogate import ForwardSurrogate, fit_surrogate, make_surrogate_spec, surrogate_errors
 from tissue_inn.hashing import file_sha256
 from tissue_inn.inference.gate_store import SURROGATE_FILE, attach_to_bundle, load_surrogate
-from tissue_inn.inference.misfit import MisfitGate, edge_statistic, summary_line, union_thresholds
+from tissue_inn.inference.misfit import MisfitGate, edge_statistic, summary_line
+from tissue_inn.inference.misfit_calibrate import union_thresholds
 from tissue_inn.inference.posterior import Posterior
 from tissue_inn.io.bundle import read_card
 from tissue_inn.progress import run_to_completion

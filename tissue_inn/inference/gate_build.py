@@ -29,7 +29,8 @@ from tissue_inn.errors import DataFileError
 from tissue_inn.estimators.surrogate import ForwardSurrogate, fit_surrogate, make_surrogate_spec, surrogate_errors
 from tissue_inn.hashing import file_sha256
 from tissue_inn.inference.gate_store import attach_to_bundle
-from tissue_inn.inference.misfit import DEFAULT_ALPHA, calibrate
+from tissue_inn.inference.misfit import DEFAULT_ALPHA
+from tissue_inn.inference.misfit_calibrate import calibrate
 from tissue_inn.inference.posterior import PREDICTIVE_N_QUAD, Posterior
 from tissue_inn.progress import Progress
 

@@ -21,7 +21,7 @@ Statistics (the one place they are defined):
                 test with probability ``alpha`` (1 %), interpolated in log SNR between the calibrated
                 SNRs (outside the range: the nearest end). ``explained = score <= 1``.
 
-Calibration (:func:`calibrate`): for each SNR of a grid spread over the model's trained range, the
+Calibration (:func:`tissue_inn.inference.misfit_calibrate.calibrate`): for each SNR of a grid spread over the model's trained range, the
 noise-free held-out spectra get the model's multiplicative noise at that SNR, the posterior is drawn
 (``n_draws`` per spectrum, at that SNR), and the two statistics are computed exactly as at inference;
 one quantile level ``q`` per SNR is chosen so that the union ``residual > Q_r(q) or edge > Q_e(q)``
@@ -36,18 +36,16 @@ Use: :meth:`MisfitGate.from_posterior` (``None`` when the card has no gate),
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Generator
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from tissue_inn.config import NoiseModel
-from tissue_inn.errors import Cancelled, TissueInnError
+from tissue_inn.errors import TissueInnError
 from tissue_inn.inference.posterior import Posterior, relative_residual
-from tissue_inn.progress import Progress
 
 __all__ = [
     "GATE_KEY",
@@ -57,9 +55,10 @@ __all__ = [
     "MisfitGate",
     "MisfitScore",
     "edge_statistic",
+    "edge_fractions",
+    "gate_for",
+    "PixelVerdict",
     "residual_statistic",
-    "calibrate",
-    "union_thresholds",
     "summary_line",
     "gate_section_summary",
 ]
@@ -77,48 +76,29 @@ def residual_statistic(y_sim: torch.Tensor, y: torch.Tensor, scale_free: bool) -
     return relative_residual(y_sim, y, scale_free)
 
 
-def edge_statistic(samples: torch.Tensor, prior_bounds: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """``[N]`` largest fraction of draws within ``EDGE_BAND`` of a prior bound (module docstring).
+def edge_fractions(samples: torch.Tensor, prior_bounds: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``[N, D]`` fraction of draws within ``EDGE_BAND`` of a bound, per parameter (0 where a bound is infinite).
 
     Args:
         samples: ``[N, S, D]`` posterior draws (physical units).
-        prior_bounds: ``[D, 2]`` (low, high); parameters with an infinite bound are ignored.
+        prior_bounds: ``[D, 2]`` (low, high).
     """
     b = torch.as_tensor(np.asarray(prior_bounds, dtype=np.float64) if not isinstance(prior_bounds, torch.Tensor)
                         else prior_bounds, dtype=torch.float64, device=samples.device)
     bounded = torch.isfinite(b[:, 0]) & torch.isfinite(b[:, 1])
-    if not bool(bounded.any()):
-        return torch.zeros(samples.shape[0], dtype=torch.float64, device=samples.device)
-    low, high = b[bounded, 0], b[bounded, 1]
+    low = torch.where(bounded, b[:, 0], torch.zeros_like(b[:, 0]))
+    high = torch.where(bounded, b[:, 1], torch.ones_like(b[:, 1]))
     band = EDGE_BAND * (high - low)
-    s = samples[..., bounded].to(torch.float64)
-    near = (s - low < band) | (high - s < band)
-    return near.to(torch.float64).mean(dim=1).max(dim=1).values
+    s = samples.to(torch.float64)
+    near = ((s - low < band) | (high - s < band)) & bounded
+    return near.to(torch.float64).mean(dim=1)
 
 
-def union_thresholds(residual: np.ndarray, edge: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
-    """Thresholds ``(r_thr, e_thr, q, false_alarm)`` flagging ``alpha`` of the cases by either statistic.
-
-    One quantile level ``q`` for both statistics, found by bisection so that the share of cases with
-    ``residual > Q_r(q)`` or ``edge > Q_e(q)`` is at most ``alpha`` (as close as the data allow).
-    """
-    r, e = np.asarray(residual, np.float64), np.asarray(edge, np.float64)
-    if r.size < 10 or r.shape != e.shape:
-        raise ValueError("need ≥ 10 calibration cases with one residual and one edge value each")
-
-    def rate(q: float) -> tuple[float, float, float]:
-        rt, et = float(np.quantile(r, q)), float(np.quantile(e, q))
-        return float(np.mean((r > rt) | (e > et))), rt, et
-
-    lo, hi = 1.0 - alpha, 1.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if rate(mid)[0] > alpha:
-            lo = mid
-        else:
-            hi = mid
-    fa, rt, et = rate(hi)
-    return rt, et, hi, fa
+def edge_statistic(samples: torch.Tensor, prior_bounds: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """``[N]`` largest fraction of draws within ``EDGE_BAND`` of a prior bound (module docstring)."""
+    if samples.shape[-1] == 0:
+        return torch.zeros(samples.shape[0], dtype=torch.float64, device=samples.device)
+    return edge_fractions(samples, prior_bounds).max(dim=1).values
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -138,6 +118,31 @@ class MisfitScore:
     def expected_residual(self, gate: MisfitGate) -> np.ndarray:
         """``[N, 3]`` median, 90 % and 99 % residual of explained pixels at each pixel's SNR."""
         return np.stack([gate.residual_quantile(self.snr, q) for q in REPORT_QUANTILES], axis=1)
+
+
+@dataclass
+class PixelVerdict:
+    """The gate's answer for one clicked pixel (what the GUI's banner shows).
+
+    Attributes:
+        explained: False when either tell-tale exceeds its 1 % false-alarm level.
+        score: ``max(residual / threshold, edge / threshold)`` (> 1: not explained).
+        residual, residual_threshold: the pixel's predictive residual and the level it is held to.
+        residual_expected: median and 99th percentile of explained pixels' residual at this SNR.
+        edge, edge_threshold, edge_parameter: the largest edge fraction, its level, the parameter.
+        snr: the SNR the verdict was taken at; message: one readable sentence.
+    """
+
+    explained: bool
+    score: float
+    residual: float
+    residual_threshold: float
+    residual_expected: tuple[float, float]
+    edge: float
+    edge_threshold: float
+    edge_parameter: str | None
+    snr: float
+    message: str
 
 
 class MisfitGate:
@@ -162,10 +167,11 @@ class MisfitGate:
             self.alpha = float(section["alpha"])
             self.residual_q = {float(k): np.asarray(v, np.float64) for k, v in section["residual_quantiles"].items()}
         except (KeyError, TypeError, ValueError) as exc:
-            raise TissueInnError(f"the model card's misfit gate table is malformed ({exc}); recalibrate the model "
-                                 "with tissue-inn evaluate --calibrate-gate") from None
+            raise TissueInnError(f"the model card's misfit gate table is malformed ({exc}); rebuild the gate "
+                                 "(python benchmarks/bench_misfit.py --attach)") from None
         if self.snr_grid.ndim != 1 or self.snr_grid.size < 1 or np.any(np.diff(self.snr_grid) <= 0):
-            raise TissueInnError("the model card's misfit gate table needs increasing SNR values; recalibrate it")
+            raise TissueInnError("the model card's misfit gate table needs increasing SNR values; rebuild the gate "
+                                 "(python benchmarks/bench_misfit.py --attach)")
         self.section = section
         self.forward = forward
         self.fallback = fallback
@@ -269,6 +275,31 @@ class MisfitGate:
                                     None if median is None else torch.as_tensor(np.asarray(median, np.float64)))
         return self.verdict(res.cpu().numpy(), edge.cpu().numpy(), snr)
 
+    def explain_pixel(self, y: np.ndarray, samples: np.ndarray, snr: float,
+                      parameter_names: tuple[str, ...] | list[str], model_name: str = "the model") -> PixelVerdict:
+        """Verdict and a sentence for one spectrum ``y [B]`` with its draws ``samples [S, D]``."""
+        v = self.score(y, snr, samples)
+        frac = edge_fractions(torch.as_tensor(np.asarray(samples, np.float64))[None], self.prior_bounds)[0].numpy()
+        k = int(np.argmax(frac)) if frac.size else -1
+        par = str(parameter_names[k]) if k >= 0 and frac[k] > 0 else None
+        r, rt, e, et = float(v.residual[0]), float(v.residual_threshold[0]), float(v.edge[0]), float(v.edge_threshold[0])
+        q50, q99 = (float(self.residual_quantile(snr, q)) for q in (0.5, 0.99))
+        a = f"{100 * self.alpha:g} %"
+        if bool(v.explained[0]):
+            msg = (f"explained by {model_name}: spectral residual {100 * r:.1f} % (explained pixels at SNR {snr:.3g}: "
+                   f"median {100 * q50:.1f} %, 99 % below {100 * q99:.1f} %)")
+        else:
+            why = []
+            if r > rt:
+                why.append(f"the re-simulated spectrum misses the measurement by {100 * r:.1f} % "
+                           f"(explained pixels at SNR {snr:.3g}: median {100 * q50:.1f} %, {a} false-alarm level "
+                           f"{100 * rt:.1f} %)")
+            if e > et:
+                why.append(f"{100 * e:.0f} % of the posterior is piled against a prior bound of {par} "
+                           f"({a} false-alarm level {100 * et:.0f} %)")
+            msg = f"NOT explained by {model_name}: " + "; ".join(why) + ". The numbers below are not trustworthy."
+        return PixelVerdict(bool(v.explained[0]), float(v.score[0]), r, rt, (q50, q99), e, et, par, float(snr), msg)
+
     @torch.no_grad()
     def score_tensor(self, y: torch.Tensor, samples: torch.Tensor, snr: float | torch.Tensor,
                      median: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -282,100 +313,17 @@ class MisfitGate:
         return {"residual": res, "edge": edge, "score": score, "explained": score <= 1.0}
 
 
+_GATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def gate_for(posterior: Posterior) -> MisfitGate | None:
+    """The gate of a loaded model, built once per :class:`Posterior` (None when its card has none)."""
+    if posterior not in _GATES:
+        _GATES[posterior] = MisfitGate.from_posterior(posterior)
+    return _GATES[posterior]
+
+
 # ---------------------------------------------------------------------------------------- calibration
-def default_snr_grid(snr_min: float, snr_max: float, n: int = 7) -> list[float]:
-    """``n`` log-spaced SNRs spanning the trained range (rounded to 3 significant digits)."""
-    return [float(f"{v:.3g}") for v in np.geomspace(snr_min, snr_max, n)]
-
-
-def calibrate(
-    posterior: Posterior,
-    gate_forward: Callable[[torch.Tensor], torch.Tensor],
-    y_clean: np.ndarray,
-    snr_grid: list[float] | None = None,
-    n_draws: int = 256,
-    seed: int = 0,
-    alpha: float = DEFAULT_ALPHA,
-    residual_engine: str = "surrogate",
-    test_set: dict[str, Any] | None = None,
-    chunk: int = 64,
-    should_stop: Callable[[], bool] | None = None,
-) -> Generator[Progress, None, dict[str, Any]]:
-    """Calibrate the gate on noise-free held-out spectra (generator; returns the card section).
-
-    Args:
-        posterior: the model; its estimator is sampled at each grid SNR.
-        gate_forward: the re-simulation used for the residual (same engine as at inference).
-        y_clean: ``[N, B]`` noise-free held-out spectra (a test set the model was not trained on).
-        snr_grid: SNRs (default: 7 log-spaced over the card's noise range, else 10–50).
-        n_draws: posterior draws per spectrum; seed: noise and draws (recorded).
-        alpha: false-alarm level; residual_engine: ``"surrogate"`` or ``"solver"`` (recorded).
-        test_set: provenance recorded in the section (path, sha256, seed …).
-    """
-    t0 = time.monotonic()
-    if not 0 < alpha < 0.5:
-        raise ValueError("alpha must lie in (0, 0.5)")
-    noise_card = posterior.card.get("noise_model") or {}
-    noise = NoiseModel(**{k: float(noise_card[k]) for k in ("snr_min", "snr_max", "clip_min", "clip_max")
-                          if k in noise_card})
-    grid = sorted(snr_grid) if snr_grid else default_snr_grid(noise.snr_min, noise.snr_max)
-    dev = torch.device(posterior.device)
-    y0 = torch.as_tensor(np.asarray(y_clean, np.float64))
-    n = y0.shape[0]
-    gate = MisfitGate({"snr": [1.0], "residual_threshold": [1.0], "edge_threshold": [1.0], "alpha": alpha,
-                       "residual_quantiles": {}}, gate_forward, posterior.prior_bounds, posterior.scale_free)
-    rows: dict[str, list] = {k: [] for k in ("residual_threshold", "edge_threshold", "level", "false_alarm")}
-    rq: dict[str, list] = {str(q): [] for q in REPORT_QUANTILES}
-    eq: dict[str, list] = {str(q): [] for q in REPORT_QUANTILES}
-    total = len(grid) * n
-    for k, snr in enumerate(grid):
-        gen = torch.Generator().manual_seed(int(seed) * 1000 + k)
-        y_noisy = noise.apply(y0, generator=gen, snr=float(snr)).to(dev)
-        res_all, edge_all = [], []
-        for s in range(0, n, chunk):
-            if should_stop is not None and should_stop():
-                raise Cancelled("gate calibration stopped")
-            yc = y_noisy[s:s + chunk]
-            with torch.inference_mode():
-                draws = posterior.estimator.sample(yc, n_draws, generator=gen, snr=float(snr))
-            r, e = gate.statistics(yc, draws)
-            res_all.append(r.cpu().numpy())
-            edge_all.append(e.cpu().numpy())
-            yield Progress("calibrate", k * n + min(n, s + chunk), total, f"SNR {snr:g}")
-        r_np, e_np = np.concatenate(res_all), np.concatenate(edge_all)
-        rt, et, q, fa = union_thresholds(r_np, e_np, alpha)
-        rows["residual_threshold"].append(rt)
-        rows["edge_threshold"].append(et)
-        rows["level"].append(q)
-        rows["false_alarm"].append(fa)
-        for p in REPORT_QUANTILES:
-            rq[str(p)].append(float(np.quantile(r_np, p)))
-            eq[str(p)].append(float(np.quantile(e_np, p)))
-    return {
-        "version": GATE_VERSION,
-        "alpha": float(alpha),
-        "edge_band": EDGE_BAND,
-        "statistics": "residual: RMS over bands of log(y_sim/y), mean removed (scale-free models), y_sim = "
-        "re-simulated posterior median; edge: max over parameters bounded on both sides of the fraction of "
-        f"draws within {EDGE_BAND:g} of the interval width from a bound; score = max(residual/residual_threshold, "
-        "edge/edge_threshold), explained = score <= 1 (tissue_inn.inference.misfit)",
-        "snr": [float(v) for v in grid],
-        "residual_threshold": rows["residual_threshold"],
-        "edge_threshold": rows["edge_threshold"],
-        "quantile_level": rows["level"],
-        "false_alarm_calibration": rows["false_alarm"],
-        "residual_quantiles": rq,
-        "edge_quantiles": eq,
-        "residual_engine": residual_engine,
-        "n_cases": int(n),
-        "n_draws": int(n_draws),
-        "seed": int(seed),
-        "noise": "multiplicative Gaussian sigma = R/SNR, clipped as the model's noise model",
-        "test_set": dict(test_set or {}),
-        "seconds": round(time.monotonic() - t0, 1),
-    }
-
-
 # ---------------------------------------------------------------------------------------- text
 def summary_line(explained: np.ndarray, model_name: str, snr: float | np.ndarray | None,
                  alpha: float = DEFAULT_ALPHA, valid: np.ndarray | None = None) -> str:
