@@ -137,8 +137,14 @@ class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
 
     # ------------------------------------------------------------------ use
     def loss(self, x_phys: torch.Tensor, y_noisy: torch.Tensor, snr: torch.Tensor | None = None,
-             **kwargs) -> dict[str, torch.Tensor]:
-        """The family's loss terms for one batch (``total`` is what to minimise)."""
+             y_clean: torch.Tensor | None = None, **kwargs) -> dict[str, torch.Tensor]:
+        """The family's loss terms for one batch (``total`` is what to minimise).
+
+        ``y_clean``: the noise-free spectra behind ``y_noisy``; families that model the noise
+        (``uses_noise_realisation``) get the difference of the log features as ``noise``.
+        """
+        if getattr(self.net, "uses_noise_realisation", False) and y_clean is not None:
+            kwargs["noise"] = (self.features(y_noisy.double()) - self.features(y_clean.double())).float()
         return self.net.loss(self.x_to_net(x_phys), self.y_to_net(y_noisy, snr), **kwargs)
 
     @torch.no_grad()

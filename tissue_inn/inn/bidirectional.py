@@ -52,6 +52,10 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         backward_kernels: ``(C, a)`` pairs of L_x (default :data:`BACKWARD_KERNELS`).
         y_uncertainty_sigma: σ of the backward-MMD pair weights ``exp(−‖yi−yj‖²/2σ²)`` (0.48 in the
             medical run); ``None`` disables the weighting.
+        dim_aux: width of auxiliary x-side inputs that the caller passes to :meth:`loss` as ``aux``
+            (``[x, aux, pad]``; default 0, the paper's layout). They are fitted like x by L_x and the
+            reconstruction; sampling drops them. :class:`~tissue_inn.inn.noise_latent.NoiseLatentINN`
+            uses them for the measurement noise.
         n_blocks, block_type, hidden, n_hidden_layers, clamp, actnorm, seed, permute: passed to
             :class:`~tissue_inn.inn.network.InvertibleSequence`.
 
@@ -75,6 +79,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         forward_kernels: Sequence[Sequence[float]] = FORWARD_KERNELS,
         backward_kernels: Sequence[Sequence[float]] = BACKWARD_KERNELS,
         y_uncertainty_sigma: float | None = 0.48,
+        dim_aux: int = 0,
         n_blocks: int = 4,
         block_type: str = "realnvp",
         hidden: int = 128,
@@ -87,10 +92,12 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         super().__init__()
         if min(dim_x, dim_y, dim_z) < 1:
             raise ConfigError(f"dim_x, dim_y, dim_z must be >= 1, got {dim_x}, {dim_y}, {dim_z}")
-        needed = max(dim_x, dim_y + dim_z, 2)
+        if dim_aux < 0:
+            raise ConfigError(f"dim_aux must be >= 0, got {dim_aux}")
+        needed = max(dim_x + dim_aux, dim_y + dim_z, 2)
         total = needed if total_dim is None else int(total_dim)
         if total < needed:
-            raise ConfigError(f"total_dim={total} is smaller than max(dim_x, dim_y + dim_z) = {needed}")
+            raise ConfigError(f"total_dim={total} is smaller than max(dim_x + dim_aux, dim_y + dim_z) = {needed}")
         weights = dict(DEFAULT_LOSS_WEIGHTS)
         for key, value in (loss_weights or {}).items():
             if key not in DEFAULT_LOSS_WEIGHTS:
@@ -101,6 +108,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         self.forward_kernels = _kernels_to_json(forward_kernels)
         self.backward_kernels = _kernels_to_json(backward_kernels)
         self.y_uncertainty_sigma = None if y_uncertainty_sigma is None else float(y_uncertainty_sigma)
+        self.dim_aux = int(dim_aux)
         self._noise_seed = int(seed)
         self.network = InvertibleSequence(
             total,
@@ -119,7 +127,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments as a JSON-serialisable dict."""
         net = self.network.config()
-        return {
+        config = {
             "dim_x": self.dim_x,
             "dim_y": self.dim_y,
             "dim_z": self.dim_z,
@@ -130,6 +138,9 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
             "y_uncertainty_sigma": self.y_uncertainty_sigma,
             **{key: net[key] for key in NETWORK_KEYS},
         }
+        if self.dim_aux:
+            config["dim_aux"] = self.dim_aux
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BidirectionalINN:
@@ -242,6 +253,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         pad_noise: float = 0.01,
         z_rec_noise: float = 0.02,
         generator: torch.Generator | None = None,
+        aux: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """The paper's loss terms for one batch; call ``.backward()`` on ``['total']`` once.
 
@@ -265,6 +277,8 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
             pad_noise: σ of the noise filling the pads.
             z_rec_noise: σ of the noise on ẑ in the reconstruction term.
             generator: noise source (default: the model's own seeded generator).
+            aux: ``[N, dim_aux]`` auxiliary x-side inputs (models with ``dim_aux > 0``; default zeros).
+                Wherever "x" appears above, ``[x, aux]`` is meant.
 
         Returns:
             Dict of scalar tensors: the terms above and ``total``.
@@ -282,7 +296,11 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         batch = x.shape[0]
 
         y_noisy = y + y_noise * normal(tuple(y.shape), y, gen)
-        x_in = self._pad(x, self.pad_x, pad_noise, gen)
+        if self.dim_aux:
+            aux = x.new_zeros(x.shape[0], self.dim_aux) if aux is None else aux
+            self._check(aux, self.dim_aux, "aux")
+            x = torch.cat([x, aux], dim=1)  # from here on "x" is the whole fitted x side [x, aux]
+        x_in = self._pad(x, self.total_dim - x.shape[1], pad_noise, gen)
 
         # Forward pass: x → [ŷ, ẑ, pad].
         out, _ = self.network(x_in)
@@ -303,14 +321,15 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         pair_weights = None
         if self.y_uncertainty_sigma is not None:
             pair_weights = gaussian_pair_weights(y, self.y_uncertainty_sigma)
-        loss_x = mmd_multiscale(x_gen_full[:, : self.dim_x], x, self.backward_kernels, weights=pair_weights)
-        loss_pad_x = (x_gen_full[:, self.dim_x :] ** 2).sum() / batch
+        width = x.shape[1]
+        loss_x = mmd_multiscale(x_gen_full[:, :width], x, self.backward_kernels, weights=pair_weights)
+        loss_pad_x = (x_gen_full[:, width:] ** 2).sum() / batch
 
         # Reconstruction from the (detached, perturbed) latent code of x.
         z_rec = z_hat.detach() + z_rec_noise * normal(tuple(z_hat.shape), x, gen)
         rec_in = self._pad(torch.cat([y_noisy, z_rec], dim=1), self.pad_yz, pad_noise, gen)
         x_rec_full, _ = self.network(rec_in, rev=True)
-        loss_rec = ((x_rec_full[:, : self.dim_x] - x) ** 2).sum() / batch
+        loss_rec = ((x_rec_full[:, :width] - x) ** 2).sum() / batch
 
         total = (
             w["y"] * loss_y

@@ -12,7 +12,7 @@ Its name is accepted by ``TrainSettings(family=...)``, ``tissue-inn train --fami
 
 Example:
     >>> sorted(FAMILIES)
-    ['cinn', 'inn']
+    ['cinn', 'inn', 'inn_noise']
     >>> cls = get_family("cinn")
     >>> cfg = cls.network_config(dim_x=3, dim_y=2, snr_conditioning=True, options={"n_blocks": 2, "hidden": 8})
     >>> cfg["dim_x"], cfg["dim_cond"]
@@ -33,6 +33,7 @@ from torch import Tensor
 from tissue_inn.errors import ConfigError
 from tissue_inn.inn.bidirectional import BidirectionalINN
 from tissue_inn.inn.conditional import ConditionalINN
+from tissue_inn.inn.noise_latent import NoiseLatentINN
 
 __all__ = ["NetworkFamily", "FAMILIES", "get_family", "family_names"]
 
@@ -87,6 +88,7 @@ class NetworkFamily(Protocol):
 FAMILIES: dict[str, type[NetworkFamily]] = {
     "inn": BidirectionalINN,
     "cinn": ConditionalINN,
+    "inn_noise": NoiseLatentINN,
 }
 """Every network family by its name (one line per family)."""
 

@@ -164,8 +164,9 @@ class _LossModule(nn.Module):
         self.estimator = estimator
         self.kwargs = kwargs
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, snr: torch.Tensor, generator: torch.Generator | None = None):
-        return self.estimator.loss(x, y, snr=snr, generator=generator, **self.kwargs)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, snr: torch.Tensor, generator: torch.Generator | None = None,
+                y_clean: torch.Tensor | None = None):
+        return self.estimator.loss(x, y, snr=snr, generator=generator, y_clean=y_clean, **self.kwargs)
 
 
 def maybe_init_distributed(device: str = "cpu") -> tuple[int, int]:
@@ -358,7 +359,7 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
             xb = x_train[idx]
             yb, snr_b = noise.apply(y_train[idx], batch_gen, return_snr=True)
             loss_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=batch_gen)) + rank)
-            terms = model(xb.to(device), yb.to(device), snr_b.to(device), loss_gen)
+            terms = model(xb.to(device), yb.to(device), snr_b.to(device), loss_gen, y_train[idx].to(device))
             total = terms["total"]
             if not torch.isfinite(total):
                 raise TissueInnError(f"training diverged at epoch {epoch + 1} (loss {total.item()}); lower --lr "
@@ -378,7 +379,8 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
             for s in range(0, x_val.shape[0], settings.batch_size):
                 vt = loss_module(x_val[s:s + settings.batch_size].to(device),
                                  y_val_noisy[s:s + settings.batch_size].to(device),
-                                 snr_val[s:s + settings.batch_size].to(device), vgen)
+                                 snr_val[s:s + settings.batch_size].to(device), vgen,
+                                 y_val[s:s + settings.batch_size].to(device))
                 vals.append(float(vt["total"]) * min(settings.batch_size, x_val.shape[0] - s))
             val_loss = sum(vals) / x_val.shape[0]
         dt = time.monotonic() - t_epoch

@@ -1,0 +1,138 @@
+"""The bidirectional INN with the measurement noise as a latent input (family ``inn_noise``, issue 15)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tissue_inn.errors import ConfigError
+from tissue_inn.estimators import PosteriorEstimator, make_spec
+from tissue_inn.inn.bidirectional import BidirectionalINN
+from tissue_inn.inn.noise_latent import NOISE_SCALE, NoiseLatentINN
+from tissue_inn.inn.registry import get_family
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SMALL = {"n_blocks": 2, "hidden": 16, "n_hidden_layers": 2}
+
+
+def test_layout_from_the_family_config():
+    assert get_family("inn_noise") is NoiseLatentINN
+    cfg = NoiseLatentINN.network_config(13, 8, True, SMALL)
+    net = NoiseLatentINN.from_config(cfg)
+    # input side [x 13, noise 8, s 1] = 22; output side [y 8, s 1, z 13] = 22
+    assert (net.dim_x, net.dim_y, net.dim_z, net.dim_aux, net.snr_columns) == (13, 9, 13, 9, 1)
+    assert net.total_dim == 22 and net.latent_dim == 13 and net.n_features == 8
+    plain = NoiseLatentINN.from_config(NoiseLatentINN.network_config(13, 8, False, SMALL))
+    assert (plain.dim_y, plain.snr_columns, plain.total_dim) == (8, 0, 21)
+    rebuilt = NoiseLatentINN.from_config(net.config())
+    assert rebuilt.config() == net.config() and net.config()["noise_scale"] == NOISE_SCALE
+
+
+@pytest.mark.parametrize("bad", [{"snr_columns": 9}, {"noise_scale": 0.0}, {"dim_aux": 2}, {"colour": 1}])
+def test_bad_options_are_refused(bad):
+    cfg = {**NoiseLatentINN.network_config(4, 3, False, SMALL), **bad}
+    with pytest.raises(ConfigError):
+        NoiseLatentINN.from_config(cfg)
+
+
+def test_loss_is_the_paper_loss_on_x_noise_and_log_snr():
+    """The same terms as the paper's INN given [noise · scale, s] as its auxiliary x-side inputs."""
+    gen = torch.Generator().manual_seed(0)
+    net = NoiseLatentINN.from_config(NoiseLatentINN.network_config(4, 3, True, SMALL))
+    ref = BidirectionalINN(dim_x=4, dim_y=4, dim_z=4, dim_aux=4, **SMALL)
+    ref.load_state_dict(net.state_dict())
+    x, y, noise = torch.randn(32, 4, generator=gen), torch.randn(32, 4, generator=gen), torch.randn(32, 3, generator=gen)
+    aux = torch.cat([noise * 20.0, y[:, 3:]], dim=1)
+    mine = net.loss(x, y, noise=noise, generator=torch.Generator().manual_seed(5))
+    theirs = ref.loss(x, y, aux=aux, y_noise=0.0, generator=torch.Generator().manual_seed(5))
+    for key in ("L_y", "L_z", "L_x", "L_rec", "L_pad_x", "total"):
+        assert torch.allclose(mine[key], theirs[key]), key
+    # a different noise realisation is a different input side
+    other = net.loss(x, y, noise=noise + 1.0, generator=torch.Generator().manual_seed(5))
+    assert not torch.allclose(mine["L_rec"], other["L_rec"])
+    with pytest.raises(ValueError, match="noise"):
+        net.loss(x, y, noise=torch.zeros(32, 4))
+
+
+def test_paper_layout_is_unchanged_without_aux():
+    net = BidirectionalINN(dim_x=4, dim_y=3, dim_z=2, **SMALL)
+    assert net.total_dim == 5 and "dim_aux" not in net.config()
+
+
+def test_estimator_passes_the_noise_of_the_log_features():
+    spec = make_spec("inn_noise", ["a", "b"], ["1", "1"], [0.0, 0.0], [1.0, 1.0], [500.0, 600.0, 700.0], SMALL,
+                     snr_range=(10.0, 50.0))
+    est = PosteriorEstimator(spec)
+    assert est.snr_conditioning and est.net.dim_y == 4
+    gen = torch.Generator().manual_seed(1)
+    x = 0.2 + 0.6 * torch.rand(16, 2, generator=gen, dtype=torch.float64)
+    y_clean = 0.1 + 0.5 * torch.rand(16, 3, generator=gen, dtype=torch.float64)
+    y_noisy = y_clean * (1 + 0.05 * torch.randn(16, 3, generator=gen, dtype=torch.float64))
+    snr = torch.full((16,), 20.0)
+
+    def loss(**kw):
+        return est.loss(x, y_noisy, snr=snr, generator=torch.Generator().manual_seed(3), **kw)["total"]
+
+    assert torch.allclose(loss(y_clean=y_noisy), loss())  # no clean spectrum: counted as noise-free
+    # the noise the estimator passes is log(y_noisy) - log(y_clean), centred over the bands
+    log_ratio = torch.log(y_noisy) - torch.log(y_clean)
+    expected = (log_ratio - log_ratio.mean(dim=1, keepdim=True)).float()
+    direct = est.net.loss(est.x_to_net(x), est.y_to_net(y_noisy, snr), noise=expected,
+                          generator=torch.Generator().manual_seed(3))["total"]
+    assert torch.allclose(loss(y_clean=y_clean), direct)
+    assert not torch.allclose(loss(y_clean=y_clean), loss())
+
+
+def test_trains_and_round_trips_through_a_bundle(fake_dataset, tmp_path):
+    from tissue_inn.io.bundle import load_bundle, save_bundle
+    from tissue_inn.progress import run_to_completion
+    from tissue_inn.training.trainer import TrainSettings, train
+
+    settings = TrainSettings(family="inn_noise", epochs=2, iterations_per_epoch=5, batch_size=200, val_fraction=0.1,
+                             snr_conditioning=True, inn_pair_sigma=0.0, **SMALL)
+    res = run_to_completion(train(fake_dataset, settings))
+    assert all(math.isfinite(h.val_loss) for h in res.history)
+    card = {"name": "nl"}
+    card.update(res.card_sections())
+    est, card2 = load_bundle(save_bundle(res.estimator, card, tmp_path / "nl"))
+    assert card2["family"] == "inn_noise" and est.latent_dim == 13
+    y = torch.full((2, 8), 0.2, dtype=torch.float64)
+    a = est.sample(y, 32, generator=torch.Generator().manual_seed(3), snr=20.0)
+    b = res.estimator.sample(y, 32, generator=torch.Generator().manual_seed(3), snr=20.0)
+    assert a.shape == (2, 32, 13) and torch.equal(a, b)
+
+
+def _train_1d(net: BidirectionalINN, sigma: float, steps: int, noise_latent: bool) -> float:
+    """x ~ N(0, 1), y = x + sigma·ε; returns the posterior std the trained network gives at y = 0.5."""
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, betas=(0.9, 0.95))
+    for _ in range(steps):
+        x = torch.randn(256, 1, generator=gen)
+        eps = torch.randn(256, 1, generator=gen)
+        y = x + sigma * eps
+        kw = {"noise": sigma * eps / NOISE_SCALE} if noise_latent else {"y_noise": 0.0}
+        terms = net.loss(x, y, generator=gen, **kw)
+        opt.zero_grad()
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        opt.step()
+    samples = net.sample(torch.full((1, 1), 0.5), 4000, generator=torch.Generator().manual_seed(1))
+    return float(samples.std())
+
+
+@pytest.mark.slow
+def test_linear_gaussian_posterior_width():
+    """The exact posterior std is sigma / sqrt(1 + sigma²) = 0.447 for sigma = 0.5. The paper's layout
+    collapses it (its forward map is deterministic); the noise-latent layout recovers it."""
+    sigma, exact = 0.5, 0.5 / math.sqrt(1.25)
+    kernels = ((0.5, 2.0), (2.0, 2.0), (8.0, 2.0))
+    opts = {"n_blocks": 3, "hidden": 32, "n_hidden_layers": 2, "clamp": 2.0, "y_uncertainty_sigma": None,
+            "backward_kernels": kernels, "seed": 0}
+    noisy = NoiseLatentINN(dim_x=1, dim_y=1, dim_z=1, **opts)
+    paper = BidirectionalINN(dim_x=1, dim_y=1, dim_z=1, **opts)
+    width_noisy = _train_1d(noisy, sigma, 1500, True)
+    width_paper = _train_1d(paper, sigma, 1500, False)
+    assert abs(width_noisy - exact) < 0.15 * exact, width_noisy
+    assert width_paper < 0.5 * exact, width_paper
