@@ -7,6 +7,7 @@ __all__ = [
     "BandMismatchError",
     "MeasurementError",
     "NoUsablePixelsError",
+    "SnrError",
     "ModelBundleError",
     "OutputExistsError",
     "Cancelled",
@@ -43,6 +44,10 @@ class NoUsablePixelsError(DataFileError):
     def __init__(self, message: str, counts: dict[str, int] | None = None):
         super().__init__(message)
         self.counts = dict(counts or {})
+
+
+class SnrError(TissueInnError, ValueError):
+    """A noise level (SNR) given by the user or read from a file is unusable (not a number, ≤ 0, wrong shape)."""
 
 
 class ModelBundleError(TissueInnError, ValueError):
