@@ -17,7 +17,7 @@ from typing import Any
 from tissue_inn.errors import TissueInnError
 from tissue_inn.progress import Progress
 
-__all__ = ["Command", "drive", "run_command"]
+__all__ = ["Command", "drive", "run_command", "warn"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,11 @@ def drive(gen: Generator[Progress, None, Any], desc: str, quiet: bool = False, u
     finally:
         if bar is not None:
             bar.close()
+
+
+def warn(message: str) -> None:
+    """A warning for the user: one ``warning: ...`` line on stderr (results stay on stdout)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def run_command(command: Command, args: argparse.Namespace) -> int:

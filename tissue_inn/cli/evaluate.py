@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from tissue_inn.cli.common import Command, drive
+from tissue_inn.cli.common import Command, drive, warn
 from tissue_inn.errors import TissueInnError
 
 __all__ = ["COMMAND"]
@@ -62,6 +63,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace existing report files")
 
 
+def prior_differences(model_tissue: Any, test_tissue: Any) -> list[str]:
+    """How a model card's tissue differs from a test set's (parameter priors first, then anything else)."""
+    from tissue_inn.config import TissueModel
+
+    if not isinstance(model_tissue, dict) or not isinstance(test_tissue, dict):
+        return []
+    if json.dumps(model_tissue, sort_keys=True) == json.dumps(test_tissue, sort_keys=True):
+        return []
+    try:
+        model = {p.name: p.prior for p in TissueModel.from_dict(model_tissue).parameters}
+        test = {p.name: p.prior for p in TissueModel.from_dict(test_tissue).parameters}
+    except TissueInnError:
+        return ["the tissue definitions differ"]
+
+    def text(prior) -> str:
+        d = prior.to_dict()
+        return f"{d.pop('prior')}(" + ", ".join(f"{k} {v:g}" for k, v in d.items()) + ")"
+
+    out = [f"{name}: model {text(model[name])}, test set {text(test[name])}"
+           for name in model if name in test and model[name] != test[name]]
+    if not out:
+        out = ["the tissue's fixed values (constants, layer settings) differ"]
+    return out
+
+
 def _unique(name: str, taken: dict[str, Any]) -> str:
     out, i = name, 2
     while out in taken:
@@ -81,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from tissue_inn.atomic import check_writable
+    from tissue_inn.atomic import check_not_inputs, check_writable
     from tissue_inn.config import Camera, NoiseModel, TissueModel
     from tissue_inn.data.dataset import SpectraDataset
     from tissue_inn.hashing import file_sha256
@@ -126,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         folder = resolve_model(m)
         est, card = load_bundle(folder)
         check_compatible(str(folder), est.parameter_names, est.band_centers_nm)
+        differences = prior_differences(card.get("tissue"), info.tissue)
+        if differences:
+            warn(f"the test set {args.test} was simulated from another prior than {folder} was trained on "
+                 f"({'; '.join(differences)}); its figures describe the model outside its training prior")
         models[_unique(card.get("name") or folder.name, models)] = (est.to(device), card, folder)
     if models:
         first_card = next(iter(models.values()))[1]
@@ -140,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     conditions = args.snr or [None]
     out_dirs = {snr: (args.output if len(conditions) == 1 else args.output / _cond_name(snr)) for snr in conditions}
     for d in out_dirs.values():  # fail before hours of work, not after
+        check_not_inputs({}, {"the --test set": args.test, "the --abc-bank": args.abc_bank,
+                              "the --regression baseline": args.regression}, replaced_folders=[d])
         for f in ("report.md", "report.json", "figures.json"):
             check_writable(d / f, force=args.force)
 

@@ -1,31 +1,33 @@
-"""``tissue-inn infer``: posterior maps of a multispectral image .
+"""``tissue-inn infer``: posterior maps of a multispectral image, or of a whole study of images.
 
 Usage::
 
     tissue-inn infer IMAGE [--model M] [--draws N] [--seed S] [--roi x0,y0,x1,y1] [--dataset PATH]
-                     [--wavelengths 470,480,...] [--white F --dark F] -o maps.h5 [--tiff maps.tif]
-                     [--png DIR] [--csv stats.csv] [--predictive {median,none}] [--stats ...] [--force]
-                     [--device auto|cpu|cuda]
+                     [--wavelengths 470,480,...] [--white F --dark F | --scale 0.01] -o maps.h5
+                     [--tiff maps.tif] [--png DIR] [--csv stats.csv] [--predictive {median,none}]
+                     [--stats ...] [--force] [--device auto|cpu|cuda]
+    tissue-inn infer FOLDER | 'GLOB' | IMAGE IMAGE ... -o OUTDIR [--workers N] [...]
 
 ``--roi`` is a rectangle in pixel coordinates, x = column, y = row, ``x1``/``y1`` exclusive. All
 outputs are checked before the (long) inference starts: an existing file is only replaced with
-``--force``. Every file is written atomically after the inference finished, so an interrupted run
-(Ctrl-C) leaves no partial output.
+``--force``, and an input is never an output (not even with ``--force``). The files of one image
+are written together after its inference finished, so an interrupted run (Ctrl-C) leaves no partial
+output. Several images (a study) go to :mod:`tissue_inn.cli.infer_study`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tissue_inn.cli.common import Command, drive
 from tissue_inn.errors import TissueInnError
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "resolve_image", "InferSettings"]
 
 _DEFAULT_PNG_STATS = ("median", "iqr")
 
@@ -55,25 +57,11 @@ def _parse_wavelengths(values: list[str] | None) -> list[float] | None:
     return out
 
 
-def _colour_range(stat: str, key: str, bounds: np.ndarray | None) -> tuple[float | None, float | None]:
-    """Fixed colour limits: the prior support for location stats of bounded parameters, [0, 1] for scores."""
-    if stat in ("contraction", "multimodality"):
-        return 0.0, 1.0
-    if bounds is None:
-        return None, None
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return None, None
-    if stat in ("mean", "median", "map", "q05", "q25", "q75", "q95"):
-        return lo, hi
-    if stat in ("std", "iqr"):
-        return 0.0, (hi - lo) / 2.0
-    return None, None
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "image", type=Path, help="cube file: HDF5, .npy, TIFF or ENVI (.hdr); 'sample': the shipped sample image"
+        "image", type=Path, nargs="+",
+        help="cube file (HDF5, .npy, TIFF or ENVI .hdr); 'sample': the shipped sample image. Several files, a "
+        "folder or a quoted glob ('data/*.h5') make a study: one map file per image in the -o folder",
     )
     p.add_argument("--model", default=None, help="bundle folder or shipped model name (default: shipped default)")
     p.add_argument("--draws", type=int, default=1000, help="posterior draws per pixel (default 1000)")
@@ -81,9 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi", default=None, help="rectangle x0,y0,x1,y1 (columns, rows; end exclusive)")
     p.add_argument("--dataset", default=None, help="HDF5 dataset path of the cube")
     p.add_argument("--wavelengths", nargs="+", default=None, help="band centres in nm (override the file's)")
-    p.add_argument("--white", default=None, help="white reference file (raw → reflectance)")
-    p.add_argument("--dark", default=None, help="dark reference file")
-    p.add_argument("-o", "--output", required=True, type=Path, help="HDF5 map file to write")
+    p.add_argument("--white", default=None, help="white reference file (raw counts → reflectance)")
+    p.add_argument("--dark", default=None, help="dark reference file (with --white)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="factor turning the stored values into reflectance, e.g. 0.01 for percent")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="HDF5 map file to write (a study: the folder for the map files and study_summary.csv)")
     p.add_argument("--tiff", type=Path, default=None, help="also write a float32 multi-page TIFF")
     p.add_argument("--png", type=Path, default=None, help="folder for colour-mapped PNG maps")
     p.add_argument(
@@ -102,6 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-pixels", type=int, default=65536, help="pixels read per strip (memory)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="a study: images analysed in parallel by this many processes (default 1). Under "
+                   "torchrun each rank k takes images k, k+N, ...")
     p.add_argument("--force", action="store_true", help="replace existing outputs")
 
 
@@ -120,128 +114,104 @@ def resolve_image(path: Path) -> Path:
     return path
 
 
-def _png_paths(folder: Path, names, stats, predictive: bool) -> dict[str, Path]:
-    out = {f"{n}/{s}": folder / f"{n}_{s}.png" for n in names for s in stats}
-    if predictive:
-        out["predictive/residual"] = folder / "predictive_residual.png"
-    return out
+class InferSettings:
+    """The checked settings of one ``infer`` run (shared by every image of a study)."""
+
+    def __init__(self, args: argparse.Namespace):
+        from tissue_inn.inference.summaries import ALL_MAP_STATS
+
+        if args.draws < 2:
+            raise TissueInnError("--draws must be ≥ 2")
+        if args.scale is not None and not (np.isfinite(args.scale) and args.scale > 0):
+            raise TissueInnError(f"--scale {args.scale}: must be a positive number (0.01 for percent)")
+        if args.scale is not None and args.white is not None:
+            raise TissueInnError("give either --scale or --white/--dark, not both")
+        if args.dark is not None and args.white is None:
+            raise TissueInnError("--dark needs --white (the white reference)")
+        self.stats = tuple(s.strip() for s in args.stats.split(",") if s.strip()) if args.stats else ALL_MAP_STATS
+        bad = set(self.stats) - set(ALL_MAP_STATS)
+        if bad or not self.stats:
+            raise TissueInnError(f"--stats: unknown {sorted(bad)}; choose from {','.join(ALL_MAP_STATS)}")
+        self.png_stats = tuple(s.strip() for s in args.png_stats.split(",") if s.strip())
+        bad = set(self.png_stats) - set(self.stats)
+        if args.png is not None and bad:
+            raise TissueInnError(f"--png-stats {sorted(bad)} are not among the computed --stats")
+        self.predictive = None if args.predictive == "none" else "median"
+        self.wavelengths = _parse_wavelengths(args.wavelengths)
+        self.args = args
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two runs' maps of one image the same (a study skips images done with these)."""
+        a = self.args
+        return {"draws": a.draws, "seed": a.seed, "roi": a.roi, "dataset": a.dataset, "wavelengths": self.wavelengths,
+                "white": a.white, "dark": a.dark, "scale": a.scale, "stats": list(self.stats),
+                "predictive": self.predictive}
+
+    def read(self, image: Path):
+        from tissue_inn.io.cube import read_cube
+
+        a = self.args
+        return read_cube(image, dataset=a.dataset, wavelengths_nm=self.wavelengths, white=a.white, dark=a.dark,
+                         scale=a.scale)
+
+
+def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: bool,
+            before_write=None) -> tuple[Any, list[str]]:
+    """Infer the maps of one image and write its outputs (checked by the caller); → (result, files).
+
+    ``before_write(result)`` may add attributes to the result before the files are written.
+    """
+    from tissue_inn.inference.image import infer_image, region_statistics
+
+    a = settings.args
+    cube = settings.read(image)
+    h, w, _ = cube.shape
+    roi = _parse_roi(a.roi, h, w) if a.roi else None
+    res = drive(
+        infer_image(posterior, cube, n_draws=a.draws, seed=a.seed, roi_mask=roi, tile_pixels=a.tile_pixels,
+                    predictive=settings.predictive, stats=settings.stats),
+        "infer", quiet, unit="px",
+    )
+    if roi is not None:
+        res.attrs["roi_xyxy"] = a.roi
+    res.attrs["command"] = "tissue-inn infer"
+    res.attrs["infer_settings"] = settings.fingerprint()
+    if a.scale is not None:
+        res.attrs["scale"] = a.scale
+
+    if before_write is not None:
+        before_write(res)
+
+    def csv_rows():
+        region = roi if roi is not None else np.ones((h, w), dtype=bool)
+        return region_statistics(posterior, cube, {"roi" if roi is not None else "image": region},
+                                 n_draws_per_pixel=min(64, a.draws), seed=a.seed, result=res)
+
+    written = outputs.write(res, posterior, force=a.force, csv_rows=csv_rows if outputs.csv is not None else None)
+    return res, written
 
 
 def run(args: argparse.Namespace) -> int:
-    from tissue_inn.atomic import check_writable
-    from tissue_inn.inference.image import infer_image, region_statistics
-    from tissue_inn.inference.posterior import Posterior
-    from tissue_inn.inference.summaries import ALL_MAP_STATS
-    from tissue_inn.io.cube import read_cube
-    from tissue_inn.io.maps import write_csv, write_map_png, write_maps_hdf5, write_maps_tiff
+    from tissue_inn.cli.infer_outputs import OutputPlan, input_files
+    from tissue_inn.cli.infer_study import is_study, run_study
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.draws < 2:
-        raise TissueInnError("--draws must be ≥ 2")
-    stats = tuple(s.strip() for s in args.stats.split(",") if s.strip()) if args.stats else ALL_MAP_STATS
-    bad = set(stats) - set(ALL_MAP_STATS)
-    if bad:
-        raise TissueInnError(f"--stats: unknown {sorted(bad)}; choose from {','.join(ALL_MAP_STATS)}")
-    png_stats = tuple(s.strip() for s in args.png_stats.split(",") if s.strip())
-    bad = set(png_stats) - set(stats)
-    if args.png is not None and bad:
-        raise TissueInnError(f"--png-stats {sorted(bad)} are not among the computed --stats")
-    predictive = None if args.predictive == "none" else "median"
+    settings = InferSettings(args)
+    if is_study(args.image):
+        return run_study(args, settings)
+    if args.workers != 1:
+        raise TissueInnError("--workers spreads the images of a study; give a folder, a glob or several images")
+    from tissue_inn.inference.posterior import Posterior
 
-    # check every output before the long run
-    outputs = [args.output] + [p for p in (args.tiff, args.csv) if p is not None]
-    if len({str(p.resolve()) for p in outputs}) != len(outputs):
-        raise TissueInnError("output paths must differ")
+    image = resolve_image(args.image[0])
     posterior = Posterior.from_bundle(args.model, device=args.device)
-    png_files: dict[str, Path] = {}
-    if args.png is not None:
-        png_files = _png_paths(args.png, posterior.parameter_names, png_stats, predictive is not None)
-        outputs += list(png_files.values())
-    for path in outputs:
-        check_writable(path, force=args.force)
-
-    cube = read_cube(
-        resolve_image(args.image),
-        dataset=args.dataset,
-        wavelengths_nm=_parse_wavelengths(args.wavelengths),
-        white=args.white,
-        dark=args.dark,
-    )
-    h, w, _ = cube.shape
-    roi = _parse_roi(args.roi, h, w) if args.roi else None
-    res = drive(
-        infer_image(
-            posterior,
-            cube,
-            n_draws=args.draws,
-            seed=args.seed,
-            roi_mask=roi,
-            tile_pixels=args.tile_pixels,
-            predictive=predictive,
-            stats=stats,
-        ),
-        "infer",
-        args.quiet,
-        unit="px",
-    )
-    if roi is not None:
-        res.attrs["roi_xyxy"] = args.roi
-    res.attrs["command"] = "tissue-inn infer"
-
-    write_maps_hdf5(args.output, res.maps, attrs=res.attrs, mask=res.mask, units=res.units, force=args.force)
-    written = [str(args.output)]
-    if args.tiff is not None:
-        extra = {
-            k: res.attrs[k]
-            for k in (
-                "model_name",
-                "model_sha256",
-                "source_path",
-                "source_sha256",
-                "n_draws",
-                "seed",
-                "device",
-                "created",
-            )
-            if k in res.attrs
-        }
-        write_maps_tiff(args.tiff, res.maps, units=res.units, force=args.force, mask=res.mask, extra=extra)
-        written.append(str(args.tiff))
-    if png_files:
-        bounds = dict(zip(posterior.parameter_names, posterior.prior_bounds))
-        for key, path in png_files.items():
-            param, stat = key.split("/", 1)
-            vmin, vmax = _colour_range(stat, key, bounds.get(param))
-            if key == "predictive/residual":
-                vmin = 0.0
-            unit = res.units.get(key, "")
-            write_map_png(
-                path,
-                res.maps[key],
-                title=f"{param} — {stat}",
-                unit=unit,
-                vmin=vmin,
-                vmax=vmax,
-                mask=res.mask,
-                force=args.force,
-                cmap="magma" if stat in ("iqr", "std", "residual") else "viridis",
-            )
-            written.append(str(path))
-    if args.csv is not None:
-        region = roi if roi is not None else np.ones((h, w), dtype=bool)
-        rows = region_statistics(
-            posterior,
-            cube,
-            {"roi" if roi is not None else "image": region},
-            n_draws_per_pixel=min(64, args.draws),
-            seed=args.seed,
-            result=res,
-        )
-        write_csv(args.csv, rows, force=args.force)
-        written.append(str(args.csv))
+    outputs = OutputPlan.make(args.output, args.tiff, args.csv, args.png, posterior.parameter_names,
+                              settings.png_stats, settings.predictive is not None)
+    outputs.check(input_files(image, args.white, args.dark), force=args.force)  # before the long run
+    res, written = analyse(posterior, image, settings, outputs, args.quiet)
     print(
         json.dumps(
             {
@@ -257,4 +227,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command("infer", "posterior maps of a multispectral image (HDF5/TIFF/PNG/CSV)", add_arguments, run)
+COMMAND = Command("infer", "posterior maps of a multispectral image or a study (HDF5/TIFF/PNG/CSV)", add_arguments,
+                  run)

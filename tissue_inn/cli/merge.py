@@ -18,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tissue_inn.atomic import check_not_inputs
     from tissue_inn.simulation.simulate import merge_shards
 
+    check_not_inputs({"-o": args.output}, {f"the shard {p}": p for p in args.shards})
     out = merge_shards(args.shards, args.output, force=args.force)
     print(json.dumps({"output": str(out)}))
     return 0

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainSettings.from_dict(settings_d, where=str(args.config or "flags"))
     if args.output.exists() and not args.force:
         raise TissueInnError(f"{args.output} already exists; pass --force to replace it")
+    from tissue_inn.atomic import check_not_inputs
+
+    check_not_inputs({}, {"the training data": args.data, "the --config file": args.config},
+                     replaced_folders=[args.output])
     ckpt = args.output.with_name(args.output.name + ".checkpoint")
     res = drive(train(args.data, settings, checkpoint_dir=ckpt, resume=not args.no_resume),
                  f"train {settings.family}", args.quiet, unit="epoch")

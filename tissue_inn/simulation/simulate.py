@@ -125,6 +125,12 @@ def simulate_dataset(
     check_writable(out_path, force=True)
     partial = out_path.with_name(out_path.name + ".partial")
     b0, b1 = _block_range(n_total, block_size, shard)
+    if b1 <= b0:
+        total = -(-n_total // block_size)
+        raise TissueInnError(
+            f"shard {shard[0]}/{shard[1]} gets no samples: {n_total} samples make {total} block(s) of "
+            f"{block_size}, fewer than the {shard[1]} shards; use at most {total} shard(s) or more samples"
+        )
     start, stop = b0 * block_size, min(b1 * block_size, n_total)
     n_local = max(stop - start, 0)
     attrs = _attrs(tissue, camera, settings, seed, n_total, block_size, shard, start, stop)
