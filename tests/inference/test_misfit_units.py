@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tissue_inn.errors import ModelBundleError
+from tissue_inn.errors import ModelBundleError, TissueInnError
 from tissue_inn.estimators.surrogate import ForwardSurrogate, fit_surrogate, make_surrogate_spec, surrogate_errors
 from tissue_inn.hashing import file_sha256
 from tissue_inn.inference.gate_store import SURROGATE_FILE, attach_to_bundle, load_surrogate
@@ -61,9 +61,9 @@ def test_verdict_flags_either_tell_tale():
 
 
 def test_gate_table_errors_are_clear():
-    with pytest.raises(Exception, match="recalibrate"):
+    with pytest.raises(TissueInnError, match="malformed.*rebuild the gate"):
         MisfitGate({"snr": [10.0]}, lambda x: x, BOUNDS)
-    with pytest.raises(Exception, match="increasing SNR"):
+    with pytest.raises(TissueInnError, match="increasing SNR"):
         MisfitGate({**TABLE, "snr": [40.0, 10.0]}, lambda x: x, BOUNDS)
 
 
