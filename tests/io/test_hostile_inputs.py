@@ -37,15 +37,27 @@ def test_hdf5_claiming_a_huge_cube_in_a_few_kb_is_refused_before_allocation(tmp_
     with pytest.raises(DataFileError) as err:
         read_cube(p)
     msg = str(err.value)
-    assert "huge.h5" in msg and "100000 × 100000 × 8" in msg and "stores only" in msg
+    assert "huge.h5" in msg and "100000 × 100000 × 8" in msg and "stores only 1 of its" in msg
 
 
-def test_a_fully_written_compressed_cube_still_opens(tmp_path):
+def test_an_unwritten_contiguous_dataset_is_refused(tmp_path):
+    p = tmp_path / "empty.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("cube", shape=(3000, 3000, 8), dtype="f4")  # storage allocated on first write
+    with pytest.raises(DataFileError, match="stores only 0 bytes of its data"):
+        read_cube(p)
+
+
+def test_a_fully_written_compressed_cube_still_opens_even_if_mostly_zero(tmp_path):
     p = tmp_path / "ok.h5"
     arr = _smooth_reflectance(64, 64)
+    sparse = np.zeros((256, 256, WL.size), np.float32)  # compresses ~900:1 with gzip, all chunks written
+    sparse[:8, :8] = 0.5
     with h5py.File(p, "w") as f:
         f.create_dataset("reflectance", data=arr, chunks=(16, 16, WL.size), compression="gzip")
+        f.create_dataset("masked", data=sparse, chunks=(64, 64, WL.size), compression="gzip")
     np.testing.assert_array_equal(np.asarray(read_cube(p).data), arr)
+    assert read_cube(p, dataset="masked").shape == sparse.shape
 
 
 def test_more_pixels_than_the_limit_are_refused(tmp_path, monkeypatch):

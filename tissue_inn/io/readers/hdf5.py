@@ -23,9 +23,9 @@ from tissue_inn.io.wavelengths import WAVELENGTH_KEYS, jsonable, units_from_key,
 __all__ = ["Hdf5Reader", "MAX_COMPRESSION_RATIO"]
 
 _PREFERRED_DATASETS = ("reflectance", "cube")
-# Measured reflectance (float noise in every mantissa) compresses 1.1–3× with gzip/lzf; 200× is
-# only reached by constant or unwritten data, never by an image worth analysing.
-MAX_COMPRESSION_RATIO = 200.0
+# Deflate (gzip) cannot compress better than about 1032:1 (RFC 1951 maximal match length); used only
+# when the HDF5 library cannot count written chunks.
+MAX_COMPRESSION_RATIO = 1032.0
 
 
 def _gib(n: float) -> str:
@@ -46,7 +46,12 @@ def _datasets(group, with_shapes: bool = False) -> list:
 
 
 def _check_storage(path: Path, ds) -> None:
-    """Refuse a dataset whose claimed size the file cannot hold (checked from the header only)."""
+    """Refuse a dataset whose claimed size the file does not hold (checked from the header only).
+
+    Chunked datasets: fewer than half of the chunks written (unwritten chunks are not stored and
+    would read as fill values) — counted, so any compression filter is fine. Contiguous datasets:
+    less data stored than the shape claims. Either: more data than the file's size (truncated).
+    """
     claimed = float(np.prod(ds.shape, dtype=np.float64)) * ds.dtype.itemsize
     if claimed == 0 or ds.external or ds.is_virtual:
         return
@@ -56,13 +61,21 @@ def _check_storage(path: Path, ds) -> None:
     shape = " × ".join(str(s) for s in ds.shape)
     if stored > file_size:
         raise DataFileError(f"{where}: the dataset needs {_gib(stored)} but the file has {_gib(file_size)} (truncated?)")
-    compressed = ds.compression is not None or bool(ds.id.get_create_plist().get_nfilters())
-    limit = claimed / MAX_COMPRESSION_RATIO if compressed else claimed * 0.5
-    if stored < limit:
+    if ds.chunks is not None:
+        total = float(np.prod([-(-s // c) for s, c in zip(ds.shape, ds.chunks)], dtype=np.float64))
+        try:
+            written = float(ds.id.get_num_chunks())
+        except (AttributeError, RuntimeError):  # HDF5 < 1.10.5: fall back to the deflate limit (~1032:1)
+            written = total if stored * MAX_COMPRESSION_RATIO >= claimed else 0.0
+        short = written < 0.5 * total
+        detail = f"only {int(written)} of its {int(total)} chunks"
+    else:
+        short = stored < 0.5 * claimed
+        detail = f"only {_gib(stored)} of its data"
+    if short:
         raise DataFileError(
-            f"{where}: the header claims a {shape} cube ({_gib(claimed)}) but the file stores only "
-            f"{_gib(stored)} of its data (unwritten or corrupt); write the cube's data into the file, "
-            "or give the right dataset name"
+            f"{where}: the header claims a {shape} cube ({_gib(claimed)}) but the file stores {detail} "
+            "(unwritten or corrupt); write the cube's data into the file, or give the right dataset name"
         )
 
 
