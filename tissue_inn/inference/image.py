@@ -22,8 +22,14 @@ predictive="median", should_stop=None, stats=ALL_MAP_STATS, band_tol_nm=2.0)``
     re-simulated with the card's forward model and ``"predictive/residual"`` holds the relative
     spectral residual (:func:`tissue_inn.inference.posterior.relative_residual`): a "does the model
     explain this pixel" map. ``predictive=None`` skips it (the re-simulation costs one forward
-    solve per pixel). Bands are matched with :func:`~tissue_inn.io.bands.match_bands` (a mismatch
-    raises ``BandMismatchError`` naming both lists). Pixels failing
+    solve per pixel). When the model's card carries a calibrated misfit gate
+    (:mod:`tissue_inn.inference.misfit`) the residual comes from its forward surrogate (microseconds
+    per pixel) and two more maps are made: ``"misfit/score"`` (> 1: not explained at the gate's 1 %
+    false-alarm level) and ``"misfit/explained"`` (1 explained, 0 not, NaN not estimated), judged
+    at ``snr`` (default: the model's nominal SNR); ``attrs["misfit_gate"]`` records the level, the
+    SNR and the count of pixels not explained. Bands are matched with
+    :func:`~tissue_inn.io.bands.match_bands` (a mismatch raises ``BandMismatchError`` naming both
+    lists). Pixels failing
     :func:`~tissue_inn.io.pixels.valid_mask` (NaN, ≤ 0, saturated, > 1) are NaN in every map and
     counted in ``MapResult.mask_reasons``; pixels outside ``roi_mask`` are NaN and counted as
     ``outside_roi``.
@@ -61,6 +67,7 @@ import torch
 
 from tissue_inn import __version__
 from tissue_inn.errors import Cancelled, TissueInnError
+from tissue_inn.inference.misfit import gate_for
 from tissue_inn.inference.sampling import PREDICTIVE_N_QUAD, relative_residual, unit_generator
 from tissue_inn.inference.summaries import ALL_MAP_STATS, quantiles_sorted, stat_unit, summarize
 from tissue_inn.io.bands import match_bands
@@ -154,6 +161,7 @@ def infer_image(
     should_stop: Callable[[], bool] | None = None,
     stats: tuple[str, ...] | list[str] = ALL_MAP_STATS,
     band_tol_nm: float = 2.0,
+    snr: float | None = None,
 ) -> Generator[Progress, None, MapResult]:
     """Map posterior statistics over an image (generator; see the module docstring)."""
     t_start = time.monotonic()
@@ -197,6 +205,11 @@ def infer_image(
     residual = np.full((h, w), np.nan, dtype=np.float32) if do_pred else None
     if residual is not None:
         maps["predictive/residual"] = residual
+    gate = gate_for(posterior) if do_pred else None
+    gate_snr = float(snr if snr is not None else (getattr(posterior.estimator, "nominal_snr", None) or 20.0))
+    if gate is not None:
+        maps["misfit/score"] = misfit_score = np.full((h, w), np.nan, dtype=np.float32)
+        maps["misfit/explained"] = misfit_explained = np.full((h, w), np.nan, dtype=np.float32)
     mask = np.zeros((h, w), dtype=bool)
     reasons = dict.fromkeys(REASONS, 0)
     total = h * w
@@ -228,7 +241,10 @@ def infer_image(
         "prior_bounds": [[None if not math.isfinite(v) else float(v) for v in row] for row in posterior.prior_bounds],
         "prior_variance": [None if not math.isfinite(v) else float(v) for v in posterior.prior_variance],
         "predictive": "median" if do_pred else "none",
-        "predictive_n_quad": PREDICTIVE_N_QUAD if do_pred else None,
+        "predictive_n_quad": PREDICTIVE_N_QUAD if do_pred and gate is None else None,
+        "misfit_gate": None if gate is None else {
+            "alpha": gate.alpha, "snr": gate_snr, "calibrated_snr_range": list(gate.snr_range),
+            "residual_engine": gate.section.get("residual_engine"), "definitions": "tissue_inn.inference.misfit"},
         "validity": {"r_min": posterior.r_min, "r_max": posterior.r_max, "saturation": cube.saturation},
         "roi": None if roi is None else {"pixels": int(roi.sum()), "bbox_rows_cols": _bbox(roi)},
         "cube_warnings": list(cube.metadata.get("warnings", [])),
@@ -251,6 +267,11 @@ def infer_image(
             posterior_samples=n_est * n_draws,
             samples_per_second=(n_est * n_draws / (t_network - t_pred)) if t_network > t_pred else None,
         )
+        if gate is not None:
+            a["misfit_gate"] = dict(a["misfit_gate"], pixels_not_explained=int(np.sum(misfit_explained == 0)))
+        units = map_units(names, posterior.parameter_units, stats, do_pred)
+        if gate is not None:
+            units.update({"misfit/score": "1 (> 1: not explained)", "misfit/explained": "1 (1 explained, 0 not)"})
         if cube.source_path is not None:
             try:
                 a["source_sha256"] = cube.source_sha256
@@ -261,7 +282,7 @@ def infer_image(
             mask=mask,
             mask_reasons=dict(reasons),
             attrs=a,
-            units=map_units(names, posterior.parameter_units, stats, do_pred),
+            units=units,
             parameter_names=tuple(names),
             stats=stats,
             complete=complete,
@@ -304,11 +325,18 @@ def infer_image(
                 cols = np.nonzero(need)[0]
                 store[:, :, rr, c0 + cols] = block[:, cols, :].transpose(0, 2, 1)
                 if do_pred:
-                    med = red["median"][torch.as_tensor(cols, device=dev)]
+                    cols_t = torch.as_tensor(cols, device=dev)
+                    med = red["median"][cols_t]
                     t1 = time.monotonic()
-                    with torch.inference_mode():
-                        y_sim = posterior.forward_model().bands(med)
-                    res = relative_residual(y_sim, tile_t[i, c0 + cols], posterior.scale_free)
+                    if gate is not None:  # surrogate residual + prior-edge mass, calibrated verdict
+                        g = gate.score_tensor(tile_t[i, c0 + cols], samples[cols_t], gate_snr, med)
+                        res = g["residual"]
+                        misfit_score[rr, c0 + cols] = g["score"].to(torch.float32).cpu().numpy()
+                        misfit_explained[rr, c0 + cols] = g["explained"].to(torch.float32).cpu().numpy()
+                    else:
+                        with torch.inference_mode():
+                            y_sim = posterior.forward_model().bands(med)
+                        res = relative_residual(y_sim, tile_t[i, c0 + cols], posterior.scale_free)
                     residual[rr, c0 + cols] = res.to(torch.float32).cpu().numpy()
                     t_pred += time.monotonic() - t1
                 mask[rr, c0 + cols] = True

@@ -39,13 +39,16 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from tissue_inn.errors import TissueInnError
-from tissue_inn.inference.posterior import Posterior, relative_residual
+from tissue_inn.inference.sampling import relative_residual
+
+if TYPE_CHECKING:  # the posterior and the image loop call this module, never the other way round
+    from tissue_inn.inference.posterior import Posterior
 
 __all__ = [
     "GATE_KEY",
