@@ -194,6 +194,16 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def make_pool(workers: int, threads: int):
+    """Worker processes (spawned: a fresh interpreter each, safe with torch's threads), ``threads`` torch
+    threads each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(threads,))
+
+
 # ----------------------------------------------------------------------------------------- the study
 def _rank_world() -> tuple[int, int]:
     try:
@@ -237,13 +247,11 @@ def run_study(args: argparse.Namespace, settings: Any) -> int:
         for i in mine:
             report(i, _analyse_one(str(images[i]), str(outs[i]), args))
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
         clean = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-        pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(threads,))
+        pool = make_pool(args.workers, threads)
         try:
             futures = {pool.submit(_analyse_one, str(images[i]), str(outs[i]), clean): i for i in mine}
             for fut in as_completed(futures):
