@@ -98,8 +98,11 @@ def test_click_shows_the_posterior_of_that_pixel(qtbot, make_window, dialogs):
     assert plot.interval.getRegion() == pytest.approx((ref.summaries["sao2"]["q16"], ref.summaries["sao2"]["q84"]))
     informed = plot.data["contraction"] >= 0.1
     assert ("≈ prior" in plot.plot.titleLabel.text) != informed
-    assert "a_mie_1 [1/cm]" in win.posterior_panel.plots["a_mie_1"].plot.getAxis("bottom").labelText
-    assert "d_1 [µm]" in win.posterior_panel.plots["d_1"].plot.getAxis("bottom").labelText
+    # clinical names and units on the axes (issue 14), the code name and card unit in the tooltip
+    a_mie = win.posterior_panel.plots["a_mie_1"].plot
+    assert "μs′500 L1 [cm⁻¹]" in a_mie.getAxis("bottom").labelText and "a_mie_1" in a_mie.toolTip()
+    d_1 = win.posterior_panel.plots["d_1"].plot
+    assert "thickness L1 [µm]" in d_1.getAxis("bottom").labelText and "d_1" in d_1.toolTip()
     np.testing.assert_allclose(win.spectrum.clicked.yData, win.ws.model_spectrum(5, 9))
     with qtbot.waitSignal(win.predictiveShown, timeout=WAIT_MS):
         pass
@@ -189,7 +192,7 @@ def test_maps_compute_display_export_without_blocking_the_gui(qtbot, make_window
     assert win.image_view.colorbar.levels() == pytest.approx(win.ws.map_range(key, "prior"))
     win.maps_panel.select("a_mie_1", "iqr")
     np.testing.assert_array_equal(win.image_view.overlay.image, win.ws.map_image("a_mie_1/iqr"))
-    assert "1/cm" in win.image_view.colorbar.getAxis("right").labelText
+    assert "cm⁻¹" in win.image_view.colorbar.getAxis("right").labelText  # clinical unit (was the card's 1/cm)
     win.maps_panel.range_mode.setCurrentIndex(1)
     assert win.image_view.colorbar.levels() == pytest.approx(win.ws.map_range("a_mie_1/iqr", "auto"))
     win.maps_panel.opacity.setValue(30)
@@ -214,7 +217,9 @@ def test_cancel_a_running_map(qtbot, make_window, tmp_path):
     win.maps_panel.btn_cancel.click()
     qtbot.waitUntil(lambda: "cancelled" in ended, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.workers.n_running == 0, timeout=WAIT_MS)
-    assert win.ws.maps is None and win.maps_panel.btn_image.isEnabled()
+    # cancel keeps the rows computed so far, marked incomplete (issue 13), or nothing if none was done
+    assert win.ws.maps is None or not win.ws.maps.complete
+    assert win.maps_panel.btn_image.isEnabled()
 
 
 def test_histogram_exports(qtbot, make_window, tmp_path):

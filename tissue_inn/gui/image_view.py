@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-__all__ = ["ImageView", "DrawViewBox", "colormap"]
+__all__ = ["ImageView", "DrawViewBox", "colormap", "MASK_COLOR", "EMPTY_HINT"]
+
+#: Masked pixels (NaN, dark, saturated, specular) are drawn in this colour, hatched, with a legend entry.
+MASK_COLOR = (255, 0, 255)
+EMPTY_HINT = (
+    "No image open.\n\nFile ▸ Open image… (Ctrl+O), drop an image file here,\n"
+    "or start with the sample image: tissue-inn gui"
+)
+_ARROWS = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -67,14 +75,25 @@ class ImageView(QWidget):
     pixelClicked = Signal(int, int)
     pixelHovered = Signal(int, int)
     freehandDrawn = Signal(object)
+    arrowPressed = Signal(int, int)  # (d_row, d_col): move the probe pixel
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("#1e1e1e")
+        self.placeholder = QLabel(EMPTY_HINT)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("background:#1e1e1e; color:#d0d0d0; font-size:11pt")
+        self.mask_legend = QLabel("")
+        self.mask_legend.setVisible(False)
+        self.mask_legend.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.graphics)
+        lay.setSpacing(0)
+        lay.addWidget(self.placeholder, 1)
+        lay.addWidget(self.graphics, 1)
+        lay.addWidget(self.mask_legend)
+        self.graphics.setVisible(False)
         self.view = DrawViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.plot = self.graphics.addPlot(row=0, col=0, viewBox=self.view)
         self.plot.setLabel("bottom", "column", units="px")
@@ -87,6 +106,12 @@ class ImageView(QWidget):
         self.overlay.setOpacity(0.6)
         self.view.addItem(self.base)
         self.view.addItem(self.overlay)
+        self.masked = pg.ImageItem()
+        self.masked.setZValue(12)
+        self.view.addItem(self.masked)
+        self.pins = pg.ScatterPlotItem(size=12, symbol="o", pen=pg.mkPen("#ffffff", width=1.5))
+        self.pins.setZValue(49)
+        self.view.addItem(self.pins)
         self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#ff3030", width=2), brush=None)
         self.marker.setZValue(50)
         self.view.addItem(self.marker)
@@ -104,11 +129,49 @@ class ImageView(QWidget):
         self.graphics.scene().sigMouseClicked.connect(self._on_click)
         self._hover_proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=30, slot=self._on_move)
         self.view.sigFreehandDone.connect(self.freehandDrawn)
+        self.graphics.installEventFilter(self)
+        self.graphics.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.graphics.setToolTip("Click a pixel to see its posterior; arrow keys move the probe; wheel zooms")
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if obj is self.graphics and event.type() == QEvent.Type.KeyPress and event.key() in _ARROWS:
+            self.arrowPressed.emit(*_ARROWS[event.key()])
+            return True
+        return super().eventFilter(obj, event)
+
+    def _show_image_area(self) -> None:
+        self.placeholder.setVisible(False)
+        self.graphics.setVisible(True)
+
+    def set_mask(self, reasons: np.ndarray | None, legend: str = "") -> None:
+        """Draw masked pixels (reason code > 0) hatched in :data:`MASK_COLOR` and say why in the legend."""
+        if reasons is None or not np.any(reasons):
+            self.masked.clear()
+            self.mask_legend.setVisible(False)
+            return
+        h, w = reasons.shape
+        rgba = np.zeros((h, w, 4), dtype=np.ubyte)
+        bad = reasons > 0
+        rgba[bad, :3] = MASK_COLOR
+        hatch = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0)
+        rgba[bad, 3] = np.where(hatch[bad], 230, 120)
+        self.masked.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.mask_legend.setText(
+            f"<span style='color:rgb{MASK_COLOR}'>▨</span> masked pixels ({int(bad.sum())}): {legend}"
+        )
+        self.mask_legend.setVisible(True)
+
+    def mark_pins(self, pins: list[tuple[int, int, str]]) -> None:
+        """Pinned pixels ``(row, col, colour)`` as coloured dots."""
+        self.pins.setData(
+            [c + 0.5 for _, c, _ in pins], [r + 0.5 for r, _, _ in pins], brush=[pg.mkBrush(col) for *_, col in pins]
+        )
 
     # ------------------------------------------------------------------ content
     def set_rgb(self, rgb: np.ndarray) -> None:
         """Show an H × W × 3 image with values in [0, 1]."""
         first = self._shape == (0, 0) or self._shape != rgb.shape[:2]
+        self._show_image_area()
         self._shape = (int(rgb.shape[0]), int(rgb.shape[1]))
         self._rgb = True
         data = np.nan_to_num(rgb, nan=0.0)
@@ -123,6 +186,7 @@ class ImageView(QWidget):
     def set_band(self, band: np.ndarray, label: str = "reflectance") -> None:
         """Show one band (H × W reflectance) with adjustable levels (1–99 % at first)."""
         first = self._shape == (0, 0) or self._shape != band.shape
+        self._show_image_area()
         self._shape = (int(band.shape[0]), int(band.shape[1]))
         self._rgb = False
         finite = band[np.isfinite(band)]
@@ -148,8 +212,10 @@ class ImageView(QWidget):
         cmap: str = "viridis",
         opacity: float = 0.6,
         label: str = "",
+        scale: float = 1.0,
     ) -> None:
-        """Show a map over the image (NaN = transparent) with a colour bar labelled ``label``."""
+        """Show a map over the image (NaN = transparent) with a colour bar labelled ``label`` whose ticks
+        show ``scale`` × the map's values (display units, e.g. % for StO2)."""
         if image is None:
             self.overlay.clear()
             self.colorbar.setVisible(False)
@@ -161,6 +227,8 @@ class ImageView(QWidget):
         self.overlay.setOpacity(float(opacity))
         self.colorbar.setColorMap(cm)
         self.colorbar.setLevels(values=levels)
+        self.colorbar.getAxis("right").setScale(scale)
+        self.colorbar.getAxis("right").enableAutoSIPrefix(False)
         self.colorbar.setLabel("right", label)
         self.colorbar.setVisible(True)
 

@@ -69,6 +69,7 @@ class MapsPanel(QWidget):
         self.draws.setSuffix(" draws / pixel")
         self.predictive = QCheckBox("predictive residual map (one forward solve per pixel)")
         self.predictive.setChecked(True)
+        self.predictive.setToolTip("Also map how well the posterior explains each pixel's spectrum (slower)")
         self.btn_image = QPushButton("Whole image")
         self.btn_region = QPushButton("Selected region")
         self.btn_cancel = QPushButton("Cancel")
@@ -77,6 +78,13 @@ class MapsPanel(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.eta = QLabel("")
+        self.kind = QLabel("")
+        self.kind.setWordWrap(True)
+        self.kind.setToolTip("Which kind of map is shown: exact (the network's draws per pixel) or incomplete")
+        self.draws.setToolTip("Posterior draws per pixel: more draws, smoother maps, longer runs")
+        self.btn_image.setToolTip("Map every usable pixel of the image in the background")
+        self.btn_region.setToolTip("Map only the selected region (faster)")
+        self.btn_cancel.setToolTip("Stop; the rows computed so far are kept and marked incomplete")
         cl = QVBoxLayout(compute)
         cl.addWidget(self.draws)
         cl.addWidget(self.predictive)
@@ -87,6 +95,7 @@ class MapsPanel(QWidget):
         cl.addLayout(row)
         cl.addWidget(self.progress)
         cl.addWidget(self.eta)
+        cl.addWidget(self.kind)
 
         show = QGroupBox("Show")
         self.parameter = QComboBox()
@@ -101,6 +110,12 @@ class MapsPanel(QWidget):
         self.opacity.setValue(65)
         self.btn_hide = QPushButton("Hide overlay")
         self.btn_hide.setCheckable(True)
+        self.parameter.setToolTip("Which parameter to show over the image")
+        self.statistic.setToolTip("Which summary of each pixel's posterior to show")
+        self.cmap.setToolTip("Colour map (perceptually uniform)")
+        self.range_mode.setToolTip("Colour range: fixed from the prior (comparable between images) or automatic")
+        self.opacity.setToolTip("Opacity of the map over the image")
+        self.btn_hide.setToolTip("Show the image without the map")
         form = QFormLayout(show)
         form.addRow("parameter", self.parameter)
         form.addRow("statistic", self.statistic)
@@ -133,6 +148,10 @@ class MapsPanel(QWidget):
         if running:
             self.progress.setValue(0)
             self.eta.setText("starting …")
+
+    def set_kind(self, text: str) -> None:
+        """Say which kind of map is shown."""
+        self.kind.setText(f"shown: {text}" if text else "")
 
     def set_progress(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))

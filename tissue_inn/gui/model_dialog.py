@@ -1,14 +1,14 @@
-"""The model card: parameters and priors, camera bands, training data, evaluation figures."""
+"""The model card: a plain-language page (intended use, tissue, camera, SNR range, calibration, what it
+cannot tell, limitations) and technical tabs with tables — never raw JSON."""
 
 from __future__ import annotations
 
-import json
-import math
+import html
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -19,27 +19,28 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from tissue_inn.workspace.models import card_summary
+from tissue_inn.workspace.trust import CalibrationBadge, Table, calibration_badge, card_tables, plain_language
 
-__all__ = ["ModelCardDialog", "card_figures", "prior_text"]
+__all__ = ["ModelCardDialog", "card_figures", "badge_style"]
 
 
-def prior_text(tissue: dict[str, Any], name: str) -> str:
-    """The prior of a parameter as written in the card's tissue definition (e.g. ``uniform [0, 0.1]``)."""
-    spec = (tissue.get("shared") or {}).get(name)
-    if spec is None and "_" in name:
-        prop, _, k = name.rpartition("_")
-        layers = tissue.get("layers") or []
-        if k.isdigit() and 1 <= int(k) <= len(layers):
-            spec = layers[int(k) - 1].get(prop)
-    if not isinstance(spec, dict):
-        return "" if spec is None else f"fixed {spec}"
-    args = ", ".join(f"{k} {v}" for k, v in spec.items() if k != "prior")
-    return f"{spec.get('prior', '?')} ({args})"
+def badge_style(badge: CalibrationBadge) -> str:
+    """Style sheet of a calibration badge (green calibrated, red over-/under-confident, grey unknown)."""
+    if badge.status == "calibrated":
+        bg, fg = "#d1e7dd", "#0f5132"
+    elif badge.status == "unknown":
+        bg, fg = "#e9ecef", "#41464b"
+    elif badge.status.startswith("roughly"):
+        bg, fg = "#fff3cd", "#7a5b00"
+    else:
+        bg, fg = "#f8d7da", "#842029"
+    return f"background:{bg}; color:{fg}; padding:2px 6px; border-radius:3px; font-weight:bold"
 
 
 def card_figures(folder: Path | None, card: dict[str, Any]) -> list[Path]:
@@ -58,64 +59,65 @@ def card_figures(folder: Path | None, card: dict[str, Any]) -> list[Path]:
     return list(dict.fromkeys(named + found))
 
 
+def _table_widget(table: Table) -> QTableWidget:
+    w = QTableWidget(len(table.rows), len(table.headers))
+    w.setHorizontalHeaderLabels(list(table.headers))
+    for i, row in enumerate(table.rows):
+        for j, text in enumerate(row):
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)
+            w.setItem(i, j, item)
+    w.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    w.horizontalHeader().setStretchLastSection(True)
+    w.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    w.verticalHeader().setVisible(False)
+    return w
+
+
+def _stack(tables: list[Table]) -> QWidget:
+    page = QWidget()
+    lay = QVBoxLayout(page)
+    for t in tables:
+        lay.addWidget(QLabel(f"<b>{html.escape(t.title)}</b>"))
+        if t.rows:
+            lay.addWidget(_table_widget(t), 1)
+        else:
+            lay.addWidget(QLabel("(not recorded in the card)"))
+    return page
+
+
 class ModelCardDialog(QDialog):
-    """Shows a model's card in tabs."""
+    """Shows a model's card: "About this model", then tables, then the figures."""
 
     def __init__(self, card: dict[str, Any], folder: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Model card — {card.get('name') or (folder.name if folder else 'model')}")
-        self.resize(820, 620)
+        name = card.get("name") or (folder.name if folder else "model")
+        self.setWindowTitle(f"Model card — {name}")
+        self.resize(860, 640)
         tabs = QTabWidget()
-        mono = QFont("DejaVu Sans Mono")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
 
-        summary = QPlainTextEdit()
+        self.badge = calibration_badge(card)
+        about = QTextBrowser()
+        about.setOpenExternalLinks(False)
+        parts = [f"<h2>{html.escape(str(name))}</h2>",
+                 f"<p><span style='{badge_style(self.badge)}'>{html.escape(self.badge.text)}</span></p>"]
+        for heading, text in plain_language(card):
+            parts.append(f"<h4>{html.escape(heading)}</h4><p>{html.escape(text)}</p>")
+        about.setHtml("".join(parts))
+        self.about = about
+        tabs.addTab(about, "About this model")
+
+        tables = {t.title: t for t in card_tables(card)}
+        tabs.addTab(_stack([tables["Parameters & priors"]]), "Parameters && priors")
+        tabs.addTab(_stack([tables["Camera"], tables["Noise model"]]), "Camera && noise")
+        train = _stack([tables["Evaluation"], tables["Training"], tables["Dataset"]])
+        summary = QPlainTextEdit(card_summary(card))
         summary.setReadOnly(True)
-        summary.setFont(mono)
-        summary.setPlainText(card_summary(card))
-        tabs.addTab(summary, "Summary")
-
-        spec = card.get("estimator", {})
-        names = spec.get("parameter_names", [])
-        units = spec.get("parameter_units", [])
-        lows, highs = spec.get("prior_low", []), spec.get("prior_high", [])
-        tissue = card.get("tissue", {}) or {}
-        table = QTableWidget(len(names), 4)
-        table.setHorizontalHeaderLabels(["parameter", "unit", "prior support", "prior"])
-        for i, n in enumerate(names):
-            lo = lows[i] if i < len(lows) and lows[i] is not None else -math.inf
-            hi = highs[i] if i < len(highs) and highs[i] is not None else math.inf
-            for j, text in enumerate(
-                [n, units[i] if i < len(units) else "", f"[{lo:g}, {hi:g}]", prior_text(tissue, n)]
-            ):
-                table.setItem(i, j, QTableWidgetItem(text))
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        tabs.addTab(table, "Parameters && priors")
-
-        cam = card.get("camera", {}) or {}
-        cam_text = QPlainTextEdit()
-        cam_text.setReadOnly(True)
-        cam_text.setFont(mono)
-        cam_text.setPlainText(
-            f"band centres [nm]: {card.get('band_centers_nm')}\n\n"
-            + json.dumps(cam, indent=2)
-            + ("\n\nnoise model:\n" + json.dumps(card.get("noise_model"), indent=2) if card.get("noise_model") else "")
-        )
-        tabs.addTab(cam_text, "Camera")
-
-        data_text = QPlainTextEdit()
-        data_text.setReadOnly(True)
-        data_text.setFont(mono)
-        data_text.setPlainText(
-            "dataset:\n"
-            + json.dumps(card.get("dataset", {}), indent=2)
-            + "\n\ntraining:\n"
-            + json.dumps(card.get("training", {}), indent=2)
-            + "\n\nevaluation:\n"
-            + json.dumps(card.get("evaluation", {}), indent=2)
-        )
-        tabs.addTab(data_text, "Training && evaluation")
+        summary.setMaximumHeight(140)
+        summary.setToolTip("The same summary as `tissue-inn info MODEL`")
+        train.layout().addWidget(QLabel("<b>Summary (as printed by tissue-inn info)</b>"))
+        train.layout().addWidget(summary)
+        tabs.addTab(train, "Training && evaluation")
 
         self.figures = card_figures(folder, card)
         fig_widget = QWidget()

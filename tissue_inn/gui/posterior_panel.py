@@ -1,9 +1,12 @@
 """Histograms of posterior samples per model parameter, over the prior, grouped by tissue layer.
 
-One small plot per parameter: the prior (grey, filled), one or more posteriors (colour), the
-median (solid) and MAP (dotted), the 68 % interval (shaded), the ground truth (dashed) and, in the
-title, how much the posterior contracts the prior. Parameters the measurement does not inform
-(contraction < :data:`~tissue_inn.workspace.CONTRACTION_INFORMED`) get a grey title saying so.
+One small plot per parameter, titled with its clinical name and its value as text ("StO2 38 %
+[30–46 %]": median and 68 % interval), the axis in display units (StO2 in %), the code name in the
+tooltip. Drawn: the prior (grey, filled), one or more posteriors (the current pixel in blue, pinned
+pixels and a second model in their own colours), the median (solid) and MAP (dotted), the 68 %
+interval (shaded), the ground truth (dashed) and how much the posterior contracts the prior.
+Parameters the measurement does not inform (contraction < ``CONTRACTION_INFORMED``) get a grey title
+saying so and can be hidden ("informed parameters only").
 """
 
 from __future__ import annotations
@@ -13,17 +16,20 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from tissue_inn.workspace import Workspace
+from tissue_inn.workspace import Workspace, parameter_groups
+from tissue_inn.workspace.labels import ParameterLabel, label_for
 
-__all__ = ["PosteriorPanel", "ParameterPlot", "SpectrumPlot", "POSTERIOR_COLOR", "PRIOR_COLOR"]
+__all__ = ["PosteriorPanel", "ParameterPlot", "SpectrumPlot", "POSTERIOR_COLOR", "PRIOR_COLOR", "contraction_text"]
 
 POSTERIOR_COLOR = "#0072B2"
 PRIOR_COLOR = "#9a9a9a"
 UNINFORMED_COLOR = "#8c8c8c"
 TRUTH_COLOR = "#D55E00"
+ROW_HEIGHT_PX = 150  # a parameter row never shrinks below this; the panel scrolls instead
+COL_WIDTH_PX = 175  # nor a parameter column (its title holds the value text)
 
 
 def _brush(color: str, alpha: int) -> pg.QtGui.QBrush:
@@ -32,12 +38,7 @@ def _brush(color: str, alpha: int) -> pg.QtGui.QBrush:
     return pg.mkBrush(c)
 
 
-def pretty_unit(unit: str) -> str:
-    """Display form of a card unit (``um`` → ``µm``; the dimensionless ``1`` stays ``1``)."""
-    return {"um": "µm", "nm": "nm", "1/cm": "1/cm"}.get(unit, unit)
-
-
-def contraction_text(contraction: float, width: int = 10) -> str:
+def contraction_text(contraction: float, width: int = 6) -> str:
     """A short title part: a bar of how much the posterior contracts the prior, or "≈ prior"."""
     if not np.isfinite(contraction):
         return "contraction n/a"
@@ -46,32 +47,29 @@ def contraction_text(contraction: float, width: int = 10) -> str:
     bar = "█" * filled + "░" * (width - filled)
     _, informed = Workspace.contraction_label(contraction)
     if not informed:
-        return f"{bar} ≈ prior — not informed"
+        return f"{bar} ≈ prior (not informed)"
     return f"{bar} {100 * c:.0f} % contracted"
 
 
 class ParameterPlot:
     """The plot of one parameter (inside a :class:`pg.GraphicsLayout`)."""
 
-    def __init__(self, plot: pg.PlotItem, name: str, unit: str, x_range: tuple[float, float]) -> None:
-        self.plot, self.name, self.unit, self.x_range = plot, name, unit, x_range
+    def __init__(self, plot: pg.PlotItem, label: ParameterLabel, x_range: tuple[float, float]) -> None:
+        self.plot, self.label, self.x_range = plot, label, x_range
+        self.name, self.unit = label.code, label.card_unit
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setMenuEnabled(False)
         plot.hideAxis("left")
+        plot.setToolTip(label.tooltip)
         axis = plot.getAxis("bottom")
         axis.enableAutoSIPrefix(False)
-        shown = pretty_unit(unit)
-        axis.setLabel(f"{name} [{shown}]" if shown else name)
+        axis.setScale(label.scale)  # ticks in display units (StO2 in %); the data stay in card units
+        axis.setLabel(label.axis_label)
         plot.setXRange(*x_range, padding=0.02)
         self.prior = plot.plot(
-            [0, 1],
-            [0],
-            stepMode="center",
-            fillLevel=0,
-            pen=pg.mkPen(PRIOR_COLOR, width=1),
-            brush=_brush(PRIOR_COLOR, 90),
-            name="prior",
+            [0, 1], [0], stepMode="center", fillLevel=0, pen=pg.mkPen(PRIOR_COLOR, width=1),
+            brush=_brush(PRIOR_COLOR, 90), name="prior",
         )
         self.interval = pg.LinearRegionItem(movable=False, brush=_brush(POSTERIOR_COLOR, 40), pen=pg.mkPen(None))
         self.interval.setZValue(-5)
@@ -86,11 +84,14 @@ class ParameterPlot:
             line.setVisible(False)
         self.interval.setVisible(False)
         self.data: dict[str, Any] = {}
+        self.value_text = ""
         self.set_title("", True)
 
-    def set_title(self, extra: str, informed: bool) -> None:
+    def set_title(self, extra: str, informed: bool, value: str = "") -> None:
         color = "#202020" if informed else UNINFORMED_COLOR
-        text = f"<b>{self.name}</b>" + (f"<br><span style='font-size:7.5pt'>{extra}</span>" if extra else "")
+        self.value_text = value
+        head = f"<b>{self.label.short}</b>" + (f"&nbsp; {value.removeprefix(self.label.short).strip()}" if value else "")
+        text = head + (f"<br><span style='font-size:7.5pt'>{extra}</span>" if extra else "")
         self.plot.setTitle(text, color=color, size="9pt")
 
     def clear(self) -> None:
@@ -106,15 +107,10 @@ class ParameterPlot:
         """Prior density and posterior densities ``(label, density, colour)`` on shared ``edges``."""
         self.clear()
         self.prior.setData(edges, prior)
-        for label, density, color in series:
+        for i, (label, density, color) in enumerate(series):
             item = self.plot.plot(
-                edges,
-                density,
-                stepMode="center",
-                fillLevel=0,
-                pen=pg.mkPen(color, width=2),
-                brush=_brush(color, 70),
-                name=label,
+                edges, density, stepMode="center", fillLevel=0 if i == 0 else None, pen=pg.mkPen(color, width=2),
+                brush=_brush(color, 70) if i == 0 else None, name=label,
             )
             self.posteriors.append(item)
         top = max([float(np.max(prior)) if prior.size else 0.0] + [float(np.max(d)) for _, d, _ in series if d.size])
@@ -122,8 +118,8 @@ class ParameterPlot:
         self.plot.setXRange(*self.x_range, padding=0.02)
         self.data = {"edges": edges, "prior": prior, "series": {label: d for label, d, _ in series}}
 
-    def mark(self, summary: Mapping[str, float], truth: float | None) -> None:
-        """Median, MAP, 68 % interval (q16–q84), ground truth and the contraction in the title."""
+    def mark(self, summary: Mapping[str, float], truth: float | None, value: str = "") -> None:
+        """Median, MAP, 68 % interval (q16–q84), ground truth, the value text and the contraction."""
         if "median" in summary:
             self.median.setValue(float(summary["median"]))
             self.median.setVisible(True)
@@ -138,66 +134,149 @@ class ParameterPlot:
             self.truth.setVisible(True)
         contraction = float(summary.get("contraction", float("nan")))
         _, informed = Workspace.contraction_label(contraction)
-        if not informed:
-            for item in self.posteriors:
-                item.setPen(pg.mkPen(UNINFORMED_COLOR, width=2))
-                item.setBrush(_brush(UNINFORMED_COLOR, 60))
-        self.set_title(contraction_text(contraction), informed)
+        if not informed and self.posteriors:
+            self.posteriors[0].setPen(pg.mkPen(UNINFORMED_COLOR, width=2))
+            self.posteriors[0].setBrush(_brush(UNINFORMED_COLOR, 60))
+        self.set_title(contraction_text(contraction), informed, value)
+        truth_text = f"\nground truth: {self.label.format(truth)}" if truth is not None else ""
+        self.plot.setToolTip(f"{self.label.tooltip}\n{value}{truth_text}".strip())
         self.data["contraction"] = contraction
         self.data["informed"] = informed
 
 
 class PosteriorPanel(QWidget):
-    """A grid of :class:`ParameterPlot`, one row per parameter group (shared, layer 1, …)."""
+    """A grid of :class:`ParameterPlot`, one row per parameter group (shared, layer 1, …).
 
-    def __init__(self, parent: QWidget | None = None, title: str = "") -> None:
+    Signals:
+        pinRequested(): pin the shown pixel.
+        clearPinsRequested(): remove every pin.
+    """
+
+    pinRequested = Signal()
+    clearPinsRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None, title: str = "", pinning: bool = False) -> None:
         super().__init__(parent)
         self.header = QLabel(title)
         self.header.setWordWrap(True)
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.banner = QLabel("")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.informed_only = QCheckBox("informed parameters only")
+        self.informed_only.setToolTip("Hide the parameters this pixel's spectrum does not inform (≈ prior)")
+        self.btn_pin = QPushButton("Pin pixel")
+        self.btn_pin.setToolTip("Keep this pixel's posterior on the plots to compare with the next clicks (up to 4)")
+        self.btn_clear_pins = QPushButton("Clear pins")
+        self.btn_clear_pins.setToolTip("Remove all pinned pixels")
+        tools = QHBoxLayout()
+        tools.addWidget(self.informed_only)
+        tools.addStretch(1)
+        for b in (self.btn_pin, self.btn_clear_pins):
+            b.setVisible(pinning)
+            tools.addWidget(b)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.graphics)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.banner)
         lay.addWidget(self.header)
-        lay.addWidget(self.graphics, 1)
+        lay.addLayout(tools)
+        lay.addWidget(self.scroll, 1)
         self.plots: dict[str, ParameterPlot] = {}
+        self._groups: list[tuple[str, list[str]]] = []
+        self.informed_only.toggled.connect(lambda *_: self._relayout())
+        self.btn_pin.clicked.connect(self.pinRequested)
+        self.btn_clear_pins.clicked.connect(self.clearPinsRequested)
+
+    def set_banner(self, html: str | None, level: str = "warning") -> None:
+        """A prominent line above the plots (None hides it)."""
+        colors = {"warning": ("#fff3cd", "#7a5b00"), "error": ("#f8d7da", "#842029"), "info": ("#e7f1ff", "#084298")}
+        bg, fg = colors.get(level, colors["warning"])
+        self.banner.setStyleSheet(f"background:{bg}; color:{fg}; padding:4px; border-radius:3px")
+        self.banner.setText(html or "")
+        self.banner.setVisible(bool(html))
 
     def configure(self, workspace: Workspace) -> None:
         """Build one plot per parameter of the loaded model."""
         self.graphics.clear()
         self.plots = {}
-        if not workspace.has_model:
-            return
-        units = workspace.units
-        groups = workspace_groups(workspace)
-        n_cols = max(len(names) for _, names in groups)
-        for r, (group, names) in enumerate(groups):
-            label = self.graphics.addLabel(f"<b>{group}</b>", row=r, col=0, angle=-90, color="#303030", size="9pt")
+        self._groups = parameter_groups(workspace.parameter_names) if workspace.has_model else []
+        labels = workspace.labels
+        ranges = workspace.plot_ranges() if workspace.has_model else {}
+        for _, names in self._groups:
+            for name in names:
+                lab = labels.get(name) or label_for(name, workspace.units.get(name, ""))
+                self.plots[name] = ParameterPlot(pg.PlotItem(), lab, ranges[name])
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """Place the plots (only the informed ones when asked) in rows by tissue layer."""
+        layout = self.graphics.ci
+        for item in list(layout.items):
+            layout.removeItem(item)
+        only = self.informed_only.isChecked()
+        rows = []
+        for group, names in self._groups:
+            shown = [n for n in names if not only or self.plots[n].data.get("informed", True)]
+            if shown:
+                rows.append((group, shown))
+        n_cols = max((len(names) for _, names in rows), default=1)
+        for r, (group, names) in enumerate(rows):
+            label = layout.addLabel(f"<b>{group}</b>", row=r, col=0, angle=-90, color="#303030", size="9pt")
             label.setFixedWidth(22)
             for c, name in enumerate(names):
-                plot = self.graphics.addPlot(row=r, col=c + 1)
-                self.plots[name] = ParameterPlot(plot, name, units.get(name, ""), workspace.plot_range(name))
+                layout.addItem(self.plots[name].plot, row=r, col=c + 1)
             for c in range(len(names), n_cols):
-                self.graphics.addLabel("", row=r, col=c + 1)
+                layout.addLabel("", row=r, col=c + 1)
+        self.graphics.setMinimumHeight(ROW_HEIGHT_PX * max(1, len(rows)))
+        self.graphics.setMinimumWidth(30 + COL_WIDTH_PX * n_cols)  # narrower windows scroll, nothing is cut
 
-    def show_pixel(self, workspace: Workspace) -> None:
-        """Show the workspace's current pixel posterior."""
+    def visible_parameters(self) -> list[str]:
+        return [n for n, p in self.plots.items() if p.plot.scene() is not None]
+
+    def show_priors(self, workspace: Workspace, hint: str) -> None:
+        """The priors alone (before the first click), with a hint of what to do."""
+        if not self.plots:
+            self.configure(workspace)
+        prior = workspace.histograms(samples=np.zeros((1, len(workspace.parameter_names))))
+        for name, p in self.plots.items():
+            p.show(prior[name]["edges"], prior[name]["prior"], [])
+        self.header.setText(hint)
+
+    def show_pixel(
+        self, workspace: Workspace, extra: Sequence[tuple[str, np.ndarray, str]] = (), title: str = ""
+    ) -> None:
+        """Show the workspace's current pixel posterior, with ``extra`` posteriors ``(label, samples, colour)``
+        (pins, a second model) overlaid."""
         result = workspace.pixel_result
         if result is None:
             return
         if not self.plots:
             self.configure(workspace)
         hists = workspace.histograms(result)
+        others = {label: workspace.histograms(samples=s) for label, s, _ in extra}
+        texts = workspace.value_texts(result)
         for name, p in self.plots.items():
             h = hists[name]
-            p.show(h["edges"], h["prior"], [("posterior", h["posterior"], POSTERIOR_COLOR)])
-            p.mark(result.summaries.get(name, {}), result.ground_truth.get(name))
+            series = [("posterior", h["posterior"], POSTERIOR_COLOR)]
+            series += [(label, others[label][name]["posterior"], color) for label, _, color in extra]
+            p.show(h["edges"], h["prior"], series)
+            p.mark(result.summaries.get(name, {}), result.ground_truth.get(name), texts.get(name, ""))
         req = result.request
         gt = " · dashed: ground truth" if result.ground_truth else ""
+        legend = "".join(f" · <span style='color:{c}'>■ {label}</span>" for label, _, c in extra)
         self.header.setText(
-            f"Pixel (row {req.row}, col {req.col}) · {req.n_draws} posterior draws, seed {req.seed} · "
-            f"grey: prior · blue: posterior · solid: median · dotted: MAP · shaded: 68 % interval{gt}"
+            f"<b>Pixel (row {req.row}, col {req.col})</b>{title} · {req.n_draws} posterior draws, seed {req.seed}<br>"
+            f"<span style='color:{PRIOR_COLOR}'>■ prior</span> · "
+            f"<span style='color:{POSTERIOR_COLOR}'>■ posterior</span>{legend} · solid: median · dotted: MAP · "
+            f"shaded: 68 % interval{gt}"
         )
+        if self.informed_only.isChecked():
+            self._relayout()
 
     def show_pooled(self, workspace: Workspace, series: Sequence[tuple[str, np.ndarray, str]]) -> None:
         """Pooled region posteriors ``(region name, samples [M, D], colour)`` over the prior."""
@@ -207,31 +286,13 @@ class PosteriorPanel(QWidget):
         prior_hist = workspace.histograms(samples=np.zeros((1, len(workspace.parameter_names))))
         for name, p in self.plots.items():
             h0 = prior_hist[name]
-            p.show(
-                h0["edges"],
-                h0["prior"],
-                [(label, hists[label][name]["posterior"], color) for label, _, color in series],
-            )
+            p.show(h0["edges"], h0["prior"], [(label, hists[label][name]["posterior"], color) for label, _, color in series])
         self.header.setText("Pooled posteriors of the regions (colours as drawn) over the prior (grey)")
 
-    def clear(self) -> None:
+    def clear(self, text: str = "") -> None:
         for p in self.plots.values():
             p.clear()
-        self.header.setText("")
-
-    def export_png(self, path: str) -> None:
-        """Save the histograms as PNG with pyqtgraph's exporter."""
-        from pyqtgraph.exporters import ImageExporter
-
-        exporter = ImageExporter(self.graphics.scene())
-        exporter.parameters()["width"] = max(800, self.graphics.width() * 2)
-        exporter.export(str(path))
-
-
-def workspace_groups(workspace: Workspace) -> list[tuple[str, list[str]]]:
-    from tissue_inn.workspace import parameter_groups
-
-    return parameter_groups(workspace.parameter_names)
+        self.header.setText(text)
 
 
 class SpectrumPlot(QWidget):
@@ -245,13 +306,16 @@ class SpectrumPlot(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.graphics)
         self.plot = self.graphics.addPlot()
-        self.plot.setLabel("bottom", "wavelength", units="nm")
+        self.plot.setLabel("bottom", "wavelength [nm]")
         self.plot.setLabel("left", "reflectance")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.plot.setXRange(450, 720, padding=0)
+        self.plot.setYRange(0, 0.6, padding=0)
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=3)  # below the plot: never covers a curve
+        self.graphics.addItem(self.legend, row=1, col=0)
         self.band90_lo = self.plot.plot(pen=pg.mkPen(None))
         self.band90_hi = self.plot.plot(pen=pg.mkPen(None))
         self.band90 = pg.FillBetweenItem(self.band90_lo, self.band90_hi, brush=_brush(POSTERIOR_COLOR, 45))
@@ -260,17 +324,15 @@ class SpectrumPlot(QWidget):
         self.band68 = pg.FillBetweenItem(self.band68_lo, self.band68_hi, brush=_brush(POSTERIOR_COLOR, 80))
         self.plot.addItem(self.band90)
         self.plot.addItem(self.band68)
-        self.predicted = self.plot.plot(pen=pg.mkPen(POSTERIOR_COLOR, width=2), name="predictive median (68/90 %)")
-        self.clicked = self.plot.plot(
-            pen=pg.mkPen("#202020", width=2), symbol="o", symbolSize=7, symbolBrush="#202020", name="clicked pixel"
-        )
+        self.predicted = self.plot.plot(pen=pg.mkPen(POSTERIOR_COLOR, width=2))
+        self.clicked = self.plot.plot(pen=pg.mkPen("#202020", width=2), symbol="o", symbolSize=7, symbolBrush="#202020")
         self.hover = self.plot.plot(
-            pen=pg.mkPen("#E69F00", width=1.5, style=Qt.PenStyle.DashLine),
-            symbol="t",
-            symbolSize=6,
+            pen=pg.mkPen("#E69F00", width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
             symbolBrush="#E69F00",
-            name="under cursor",
         )
+        self.legend.addItem(self.predicted, "predictive median (68/90 %)")
+        self.legend.addItem(self.clicked, "clicked pixel")
+        self.legend.addItem(self.hover, "under cursor")
 
     def set_hover(self, wavelengths_nm: np.ndarray, spectrum: np.ndarray) -> None:
         wl, sp = np.asarray(wavelengths_nm, float), np.asarray(spectrum, float)
@@ -287,11 +349,9 @@ class SpectrumPlot(QWidget):
         vals = vals[np.isfinite(vals)]
         if vals.size:
             hi = float(vals.max())
-            self.plot.setYRange(0.0, hi * 1.15 if hi > 0 else 1.0, padding=0)
+            self.plot.setYRange(0.0, hi * 1.1 if hi > 0 else 1.0, padding=0)
 
-    def set_pixel(
-        self, wavelengths_nm: np.ndarray, spectrum: np.ndarray, predictive: dict[str, np.ndarray] | None
-    ) -> None:
+    def set_pixel(self, wavelengths_nm: np.ndarray, spectrum: np.ndarray, predictive: dict[str, np.ndarray] | None) -> None:
         """Measured spectrum at the clicked pixel and predictive quantiles ``{"q05", "q16", "q50", "q84", "q95"}``."""
         wl = np.asarray(wavelengths_nm, float)
         self.clicked.setData(wl, np.asarray(spectrum, float))
@@ -307,13 +367,5 @@ class SpectrumPlot(QWidget):
                 item.setData([], [])
 
     def clear(self) -> None:
-        for item in (
-            self.band90_lo,
-            self.band90_hi,
-            self.band68_lo,
-            self.band68_hi,
-            self.predicted,
-            self.clicked,
-            self.hover,
-        ):
+        for item in (self.band90_lo, self.band90_hi, self.band68_lo, self.band68_hi, self.predicted, self.clicked, self.hover):
             item.setData([], [])

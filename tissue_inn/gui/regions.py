@@ -1,5 +1,7 @@
 """Regions of interest: rectangle, ellipse and free-hand polygon ROIs on the image; pooled posterior
-histograms and a statistics table to compare several regions (each in its own colour)."""
+histograms, a compact comparison table (one row per region, the informed parameters as
+"median [68 % interval]" in clinical units; the rest behind a toggle; double-click a name to rename
+it) and the full statistics table (one row per region and parameter)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -80,6 +84,8 @@ class RegionsPanel(QWidget):
     addRequested = Signal(str)
     removeRequested = Signal(str)
     computeRequested = Signal()
+    renameRequested = Signal(str, str)
+    showAllChanged = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,16 +95,33 @@ class RegionsPanel(QWidget):
         self.btn_poly.setToolTip("Then drag on the image to trace the outline")
         self.btn_remove = QPushButton("Remove")
         self.btn_compute = QPushButton("Compare regions")
+        self.btn_rect.setToolTip("Add a rectangle in the middle of the view (drag and resize it on the image)")
+        self.btn_ellipse.setToolTip("Add an ellipse in the middle of the view (drag and resize it on the image)")
+        self.btn_remove.setToolTip("Remove the selected region")
+        self.btn_compute.setToolTip("Pool the posteriors of every pixel in each region and compare the regions")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        self.show_all = QCheckBox("all parameters")
+        self.show_all.setToolTip("Also list the parameters the spectra do not inform (≈ prior)")
+        self.summary = QTableWidget(0, 2)
+        self.summary.setToolTip("One row per region: median [68 % interval]. Double-click a name to rename it.")
+        self.summary.verticalHeader().setVisible(False)
+        self.summary.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.summary.itemChanged.connect(self._on_summary_edit)
         self.draws = QSpinBox()
         self.draws.setRange(8, 4096)
         self.draws.setValue(64)
         self.draws.setSuffix(" draws / pixel")
+        self.draws.setToolTip("Posterior draws per pixel when pooling a region")
         tools = QHBoxLayout()
         for b in (self.btn_rect, self.btn_ellipse, self.btn_poly, self.btn_remove):
             tools.addWidget(b)
         run = QHBoxLayout()
         run.addWidget(self.draws)
         run.addWidget(self.btn_compute)
+        run.addWidget(self.progress)
+        run.addWidget(self.show_all)
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels([h for _, h in TABLE_COLUMNS])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -107,8 +130,9 @@ class RegionsPanel(QWidget):
         self.histograms = PosteriorPanel(title="Draw regions, then “Compare regions”.")
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.histograms)
+        split.addWidget(self.summary)
         split.addWidget(self.table)
-        split.setSizes([500, 200])
+        split.setSizes([420, 120, 160])
         lay = QVBoxLayout(self)
         lay.addLayout(tools)
         lay.addLayout(run)
@@ -118,8 +142,44 @@ class RegionsPanel(QWidget):
         self.btn_poly.clicked.connect(lambda: self.addRequested.emit("polygon"))
         self.btn_compute.clicked.connect(self.computeRequested)
         self.btn_remove.clicked.connect(self._remove_selected)
+        self.show_all.toggled.connect(self.showAllChanged)
         self._row_region: list[str] = []
+        self._summary_names: list[str] = []
         self.selected_region: str | None = None
+
+    def set_summary(self, headers: Sequence[str], rows: Sequence[Sequence[str]], colors: dict[str, str]) -> None:
+        """The compact comparison: ``headers`` and one row of strings per region (names editable)."""
+        self.summary.blockSignals(True)
+        self.summary.clear()
+        self.summary.setColumnCount(len(headers))
+        self.summary.setRowCount(len(rows))
+        self.summary.setHorizontalHeaderLabels(list(headers))
+        self._summary_names = []
+        for i, row in enumerate(rows):
+            self._summary_names.append(str(row[0]))
+            for j, text in enumerate(row):
+                item = QTableWidgetItem(str(text))
+                if j == 0:
+                    if str(text) in colors:
+                        item.setForeground(pg.mkBrush(colors[str(text)]))
+                    item.setToolTip("Double-click to rename")
+                else:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.summary.setItem(i, j, item)
+        self.summary.blockSignals(False)
+
+    def _on_summary_edit(self, item: QTableWidgetItem) -> None:
+        if item.column() != 0 or item.row() >= len(self._summary_names):
+            return
+        old, new = self._summary_names[item.row()], item.text().strip()
+        if new and new != old:
+            self.renameRequested.emit(old, new)
+
+    def set_progress(self, fraction: float | None) -> None:
+        """Region comparison progress (None hides the bar)."""
+        self.progress.setVisible(fraction is not None)
+        if fraction is not None:
+            self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
 
     def _remove_selected(self) -> None:
         rows = {i.row() for i in self.table.selectedIndexes()}

@@ -14,6 +14,7 @@ __all__ = [
     "histogram",
     "default_rgb_bands",
     "band_label",
+    "band_short_label",
     "parameter_groups",
     "plot_range",
 ]
@@ -74,6 +75,11 @@ def default_rgb_bands(wavelengths_nm: np.ndarray | None, n_bands: int) -> tuple[
 def band_label(k: int, wavelengths_nm: np.ndarray | None) -> str:
     """``"band 3 (560 nm)"`` (or ``"band 3"`` without wavelengths)."""
     return f"band {k}" + (f" ({wavelengths_nm[k]:g} nm)" if wavelengths_nm is not None else "")
+
+
+def band_short_label(k: int, wavelengths_nm: np.ndarray | None) -> str:
+    """``"560 nm"`` for a band picker (``"band 3"`` without wavelengths)."""
+    return f"{wavelengths_nm[k]:g} nm" if wavelengths_nm is not None else f"band {k}"
 
 
 def parameter_groups(parameter_names: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tissue_inn.progress import Progress
+from tissue_inn.workspace.labels import ParameterLabel
 
 if TYPE_CHECKING:
     from tissue_inn.inference.image import MapResult
@@ -27,6 +28,9 @@ __all__ = [
     "VALUE_STATISTICS",
     "SPREAD_STATISTICS",
     "SCORE_STATISTICS",
+    "STAT_NAMES",
+    "map_axis",
+    "map_readout",
 ]
 
 #: Statistics whose values carry the parameter's unit and live in its prior range.
@@ -114,3 +118,43 @@ def auto_range(image: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = (float(v) for v in np.percentile(finite, [1, 99]))
     return (lo, hi) if hi > lo else (lo, lo + (abs(lo) * 1e-6 or 1e-6))
+
+
+#: Plain names of map statistics.
+STAT_NAMES = {
+    "mean": "mean", "median": "median", "map": "MAP", "std": "standard deviation", "iqr": "IQR",
+    "q05": "5th percentile", "q25": "25th percentile", "q75": "75th percentile", "q95": "95th percentile",
+    "contraction": "contraction", "multimodality": "multimodality", "residual": "predictive residual",
+}
+
+
+def map_axis(key: str, labels: Mapping[str, ParameterLabel], unit: str = "") -> tuple[str, float]:
+    """Colour-bar label and tick scale of a map: ``("StO2 — median [%]", 100.0)``; scores stay 0–1."""
+    parameter, _, statistic = key.partition("/")
+    stat = STAT_NAMES.get(statistic, statistic)
+    lab = labels.get(parameter)
+    if lab is not None and (statistic in VALUE_STATISTICS or statistic in SPREAD_STATISTICS):
+        return (f"{lab.short} — {stat} [{lab.unit}]" if lab.unit else f"{lab.short} — {stat}"), lab.scale
+    name = lab.short if lab is not None else parameter
+    shown = "" if unit in ("", "1") or unit.startswith("1 ") else unit
+    return (f"{name} — {stat} [{shown}]" if shown else f"{name} — {stat}"), 1.0
+
+
+def map_readout(
+    maps: MapResult | None, key: str | None, row: int, col: int, labels: Mapping[str, ParameterLabel]
+) -> str:
+    """The hover text of a map pixel: ``"StO2 38 % [30–46 %] (median, 25–75 %)"``, or the shown statistic."""
+    if maps is None or not key or key not in maps.maps:
+        return ""
+    parameter, _, statistic = key.partition("/")
+    lab = labels.get(parameter)
+    value = float(np.asarray(maps.maps[key])[row, col])
+    if not np.isfinite(value):
+        return f"{lab.short if lab else parameter}: not mapped here"
+    med, lo, hi = (f"{parameter}/{s}" for s in ("median", "q25", "q75"))
+    if lab is not None and all(k in maps.maps for k in (med, lo, hi)) and statistic in VALUE_STATISTICS:
+        vals = [float(np.asarray(maps.maps[k])[row, col]) for k in (med, lo, hi)]
+        return lab.format_interval(*vals) + " (median, 25–75 %)"
+    if lab is not None and (statistic in VALUE_STATISTICS or statistic in SPREAD_STATISTICS):
+        return f"{lab.short} {STAT_NAMES.get(statistic, statistic)} {lab.format(value)}"
+    return f"{lab.short if lab else parameter} {STAT_NAMES.get(statistic, statistic)} {value:.3g}"

@@ -14,6 +14,7 @@ from tissue_inn.errors import TissueInnError
 from tissue_inn.progress import Progress
 from tissue_inn.workspace import export, latent, maps, regions
 from tissue_inn.workspace.images import LoadedImage
+from tissue_inn.workspace.labels import ParameterLabel
 from tissue_inn.workspace.models import LoadedModel
 from tissue_inn.workspace.pixel import PixelResult
 from tissue_inn.workspace.regions import REGION_COLORS, Region, region_mask
@@ -50,6 +51,7 @@ class WorkspaceResults:
     model_name: str
     model_path: Path | None
     image_path: Path | None
+    labels: dict[str, ParameterLabel]
     map_generation: Generation
 
     if TYPE_CHECKING:  # defined by Workspace
@@ -114,6 +116,59 @@ class WorkspaceResults:
 
     def map_unit(self, key: str) -> str:
         return maps.map_unit(self.maps, key, self.units)
+
+    def map_kind(self) -> str:
+        """Which kind of map is shown: ``"exact INN map, 500 draws/pixel"``, ``"incomplete map: 12 of 64 rows"``."""
+        if self.maps is None:
+            return ""
+        kind = str(self.maps.attrs.get("map_kind") or self.maps.attrs.get("kind") or "exact")
+        draws = self.maps.attrs.get("n_draws")
+        what = f"{kind} map" + (f", {draws} draws/pixel" if draws and kind == "exact" else "")
+        if not self.maps.complete:
+            return f"incomplete {what}: {self.maps.rows_done} of {self.shape[0]} rows"
+        return what
+
+    def region_comparison(self, all_parameters: bool = False) -> tuple[list[str], list[list[str]]]:
+        """The compact region table: one row per region, ``median [q16–q84]`` in clinical units, for the
+        parameters the regions' spectra inform (pooled spread < 90 % of the prior's; all with the flag)."""
+        labels = self.labels
+        params = list(self.parameter_names)
+        if not all_parameters and self.region_stats and self.model is not None:
+            prior = self.prior_samples()
+            informed = []
+            for j, name in enumerate(params):
+                var = float(np.nanvar(prior[:, j]))
+                stds = [r.get("pooled_std") for r in self.region_stats if r.get("parameter") == name]
+                if var > 0 and any(s is not None and 1 - s**2 / var >= 0.1 for s in stds):
+                    informed.append(name)
+            params = informed or params
+
+        def cell(name: str, row: Mapping[str, Any]) -> str:
+            med, lo, hi = row.get("pooled_median"), row.get("pooled_q16"), row.get("pooled_q84")
+            if med is None:
+                return ""
+            lab = labels[name]
+            return lab.format_interval(med, lo, hi).removeprefix(lab.short).strip() if lo is not None else lab.format(med)
+
+        headers, rows = regions.comparison_rows(self.region_stats, params, cell)
+        return [h if h not in labels else labels[h].short for h in headers], rows
+
+    def map_axis(self, key: str) -> tuple[str, float]:
+        """Colour-bar label (clinical name, statistic, display unit) and tick scale of a map."""
+        return maps.map_axis(key, self.labels, self.map_unit(key))
+
+    def hover_text(self, row: int, col: int, key: str | None = None) -> str:
+        """The readout under the cursor: pixel, reflectances, and the shown map's value in clinical units."""
+        h, w = self.shape
+        if not (0 <= row < h and 0 <= col < w) or self.loaded_image is None:
+            return ""
+        s = self.loaded_image.data[row, col, :]
+        text = f"pixel (row {row}, col {col}) · R = " + " ".join(f"{v:.3f}" for v in s)
+        reason = self.loaded_image.mask_reason(row, col)
+        if reason:
+            return text + f" · {reason}"
+        value = maps.map_readout(self.maps, key, row, col, self.labels)
+        return text + (f" · {value}" if value else "")
 
     def map_range(self, key: str, mode: str = "prior") -> tuple[float, float]:
         """Colour range of a map: ``"prior"`` (fixed, from the prior) or ``"auto"`` (1–99 % of shown pixels)."""

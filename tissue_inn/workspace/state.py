@@ -20,6 +20,7 @@ import numpy as np
 
 from tissue_inn.errors import TissueInnError
 from tissue_inn.workspace import display, pixel
+from tissue_inn.workspace.compare import Pins, check_comparable, compare_request
 from tissue_inn.workspace.images import LoadedImage, check_bands, load_image
 from tissue_inn.workspace.labels import ParameterLabel, labels_from_card
 from tissue_inn.workspace.models import LoadedModel, load_model
@@ -82,6 +83,9 @@ class Workspace(WorkspaceResults):
         self.map_generation = Generation()
         self._region_counter = 0
         self.maps_saved = False
+        self.pins = Pins()
+        self.compare_model: LoadedModel | None = None
+        self.compare_result: PixelResult | None = None
         #: Keep regions when the next image has the same size (False: start each image afresh).
         self.carry_regions = True
 
@@ -179,6 +183,8 @@ class Workspace(WorkspaceResults):
         self.pixel_result = None
         self.region_stats = []
         self.region_samples = {}
+        self.pins.clear()
+        self.compare_result = None
 
     @property
     def has_unsaved_maps(self) -> bool:
@@ -193,13 +199,21 @@ class Workspace(WorkspaceResults):
             ModelBundleError: The bundle is unreadable.
             BandMismatchError: An image is loaded and its bands do not fit the model (state unchanged).
         """
-        model = load_model(name_or_path, device=device)
+        self.set_model(load_model(name_or_path, device=device))
+
+    def set_model(self, model: LoadedModel) -> None:
+        """Use a model read elsewhere (e.g. in a worker thread); same checks as :meth:`load_model`."""
         indices = None
         if self.loaded_image is not None:
             indices = check_bands(
                 self.loaded_image.wavelengths_nm, model.band_centers_nm, n_cube_bands=self.loaded_image.n_bands
             )
         self.model, self.band_indices = model, indices
+        if self.compare_model is not None:
+            try:
+                check_comparable(model, self.compare_model)
+            except TissueInnError:
+                self.compare_model = None
         self._invalidate()
 
     def load_image(
@@ -211,7 +225,10 @@ class Workspace(WorkspaceResults):
             DataFileError: Unreadable or corrupt file (state unchanged).
             BandMismatchError: A model is loaded and the image's bands do not fit it (state unchanged).
         """
-        loaded = load_image(path, white=white, dark=dark)
+        self.set_image(load_image(path, white=white, dark=dark))
+
+    def set_image(self, loaded: LoadedImage) -> None:
+        """Use an image read elsewhere (e.g. in a worker thread); same checks as :meth:`load_image`."""
         indices = None
         if self.model is not None:
             indices = check_bands(loaded.wavelengths_nm, self.model.band_centers_nm, n_cube_bands=loaded.n_bands)
@@ -250,6 +267,9 @@ class Workspace(WorkspaceResults):
 
     def band_label(self, k: int) -> str:
         return display.band_label(k, self.wavelengths_nm)
+
+    def band_short_label(self, k: int) -> str:
+        return display.band_short_label(k, self.wavelengths_nm)
 
     def inside(self, row: int, col: int) -> bool:
         return self.loaded_image is not None and self.loaded_image.inside(row, col)
@@ -325,6 +345,29 @@ class Workspace(WorkspaceResults):
         if self.pixel_result is not result or not self.is_current(result.request.generation):
             return False
         result.predictive = check
+        return True
+
+    def pin_current(self) -> None:
+        """Pin the current pixel's posterior (overlaid in its own colour on later clicks)."""
+        if self.pixel_result is None:
+            raise TissueInnError("click a pixel first, then pin it")
+        self.pins.add(self.pixel_result)
+
+    def set_compare_model(self, model: LoadedModel | None) -> None:
+        """A second model that answers every click too (None: stop comparing)."""
+        if model is not None and self.model is not None:
+            check_comparable(self.model, model)
+        self.compare_model, self.compare_result = model, None
+
+    def compare_request(self, request: PixelRequest) -> PixelRequest | None:
+        """The click for the second model, or None when no model is compared."""
+        return compare_request(request, self.compare_model) if self.compare_model is not None else None
+
+    def accept_compare(self, result: PixelResult) -> bool:
+        """Keep the second model's answer if it belongs to the latest click."""
+        if not self.is_current(result.request.generation):
+            return False
+        self.compare_result = result
         return True
 
     predictive_quantiles = staticmethod(pixel.predictive_quantiles)
