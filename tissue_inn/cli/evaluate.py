@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--snr",
         type=float,
         action="append",
-        help="test SNR (repeatable); default: noise drawn from the model's training SNR range",
+        help="test SNR, a number (repeatable: one report per SNR); default: noise drawn from the model's training "
+        "SNR range. A value outside a model's trained range gets a warning",
     )
     p.add_argument("--n-test", type=int, default=2000, help="use the first N test spectra (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test noise and all draws")
@@ -117,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.models and not args.abc_bank and not args.regression:
         raise TissueInnError("nothing to evaluate: give model folders, --abc-bank or --regression")
+    for snr in args.snr or []:
+        if not (math.isfinite(snr) and snr > 0):
+            raise TissueInnError(f"--snr {snr:g}: the SNR must be a positive number")
     for flag in ("draws", "n_test", "abc_k", "sbc_bins"):
         if getattr(args, flag) < 1:
             raise TissueInnError(f"--{flag.replace('_', '-')} must be >= 1")
@@ -168,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
         check_compatible(str(args.regression), regression.parameter_names, regression.band_centers_nm)
 
     conditions = args.snr or [None]
+    from tissue_inn.inference.noise import check_snr_range
+
+    for snr in conditions:
+        for mname, (_est, card, _folder) in models.items():
+            problem = None if snr is None else check_snr_range(float(snr), card, mname)
+            if problem is not None:
+                warn(problem)
     out_dirs = {snr: (args.output if len(conditions) == 1 else args.output / _cond_name(snr)) for snr in conditions}
     for d in out_dirs.values():  # fail before hours of work, not after
         check_not_inputs({}, {"the --test set": args.test, "the --abc-bank": args.abc_bank,

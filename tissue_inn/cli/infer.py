@@ -73,6 +73,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dark", default=None, help="dark reference file (with --white)")
     p.add_argument("--scale", type=float, default=None,
                    help="factor turning the stored values into reflectance, e.g. 0.01 for percent")
+    p.add_argument("--snr", default=None,
+                   help="the measurement's signal-to-noise ratio: a number (20), one per band (20,25,...) or a "
+                   "per-pixel SNR map file (.npy/.h5/.tif). Default: estimated from the data (repeated frames in "
+                   "the file, else the image itself), reported with its uncertainty")
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="HDF5 map file to write (a study: the folder for the map files and study_summary.csv)")
     p.add_argument("--tiff", type=Path, default=None, help="also write a float32 multi-page TIFF")
@@ -137,6 +141,11 @@ class InferSettings:
         if args.png is not None and bad:
             raise TissueInnError(f"--png-stats {sorted(bad)} are not among the computed --stats")
         self.predictive = None if args.predictive == "none" else "median"
+        self.snr = None
+        if args.snr is not None:
+            from tissue_inn.inference.noise import parse_snr
+
+            self.snr = parse_snr(args.snr, "--snr")
         self.wavelengths = _parse_wavelengths(args.wavelengths)
         self.args = args
 
@@ -145,7 +154,7 @@ class InferSettings:
         a = self.args
         return {"draws": a.draws, "seed": a.seed, "roi": a.roi, "dataset": a.dataset, "wavelengths": self.wavelengths,
                 "white": a.white, "dark": a.dark, "scale": a.scale, "stats": list(self.stats),
-                "predictive": self.predictive}
+                "predictive": self.predictive, "snr": a.snr}
 
     def read(self, image: Path):
         from tissue_inn.io.cube import read_cube
@@ -155,23 +164,50 @@ class InferSettings:
                          scale=a.scale)
 
 
+def noise_level(posterior, image: Path, cube, settings: InferSettings, say) -> Any:
+    """The SNR to analyse ``cube`` at: the one given (checked against the image), else estimated from the data
+    (said so, with its uncertainty); a warning when it lies outside the model's trained range."""
+    from tissue_inn.inference.noise import check_snr_range, estimate_measurement_snr
+
+    h, w, b = cube.shape
+    spec = settings.snr
+    if spec is not None:
+        spec.check_shape(h, w, b)
+    else:
+        spec = estimate_measurement_snr(image, cube)
+        say(f"note: no --snr given; {spec.describe()}"
+            + (" (pass --snr to set it)" if spec.flags else ""))
+    problem = check_snr_range(spec, posterior.card, posterior.model_name)
+    if problem is not None:
+        say(f"warning: {problem}")
+    return spec
+
+
 def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: bool,
-            before_write=None) -> tuple[Any, list[str]]:
+            before_write=None, say=None) -> tuple[Any, list[str]]:
     """Infer the maps of one image and write its outputs (checked by the caller); → (result, files).
 
-    ``before_write(result)`` may add attributes to the result before the files are written.
+    ``before_write(result)`` may add attributes to the result before the files are written; ``say(line)``
+    reports notes and warnings (default: stderr).
     """
+    import sys
+
     from tissue_inn.inference.image import infer_image, region_statistics
 
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     a = settings.args
     cube = settings.read(image)
     h, w, _ = cube.shape
     roi = _parse_roi(a.roi, h, w) if a.roi else None
+    spec = noise_level(posterior, image, cube, settings, say)
+    snr = spec.per_pixel(h, w) if spec.kind == "map" else spec.scalar()
     res = drive(
         infer_image(posterior, cube, n_draws=a.draws, seed=a.seed, roi_mask=roi, tile_pixels=a.tile_pixels,
-                    predictive=settings.predictive, stats=settings.stats),
+                    predictive=settings.predictive, stats=settings.stats, snr=snr),
         "infer", quiet, unit="px",
     )
+    res.attrs["snr"] = spec.to_dict()
+    res.attrs["snr_text"] = spec.describe()
     if roi is not None:
         res.attrs["roi_xyxy"] = a.roi
     res.attrs["command"] = "tissue-inn infer"
@@ -210,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     posterior = Posterior.from_bundle(args.model, device=args.device)
     outputs = OutputPlan.make(args.output, args.tiff, args.csv, args.png, posterior.parameter_names,
                               settings.png_stats, settings.predictive is not None)
-    outputs.check(input_files(image, args.white, args.dark), force=args.force)  # before the long run
+    outputs.check(input_files(image, args.white, args.dark, args.snr), force=args.force)  # before the long run
     res, written = analyse(posterior, image, settings, outputs, args.quiet)
     print(
         json.dumps(
@@ -221,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 "mask_reasons": res.mask_reasons,
                 "seconds": res.attrs["seconds"],
                 "device": res.attrs["device"],
+                "snr": res.attrs["snr"],
             }
         )
     )

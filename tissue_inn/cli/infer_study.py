@@ -137,6 +137,10 @@ def summary_row(res: Any) -> dict[str, Any]:
         row["flagged_pixels"] = int((mask & (np.asarray(res.maps[explained]) < 0.5)).sum())
     elif "pixels_flagged" in res.attrs:
         row["flagged_pixels"] = res.attrs["pixels_flagged"]
+    snr = res.attrs.get("snr") or {}
+    row["snr"] = snr.get("effective_snr")
+    row["snr_stderr"] = snr.get("stderr")
+    row["snr_source"] = snr.get("source")
     for name in res.parameter_names:
         values = res.maps.get(f"{name}/median")
         if values is None:
@@ -175,15 +179,17 @@ def _analyse_one(image: str, out: str, args: argparse.Namespace) -> dict[str, An
                 raise TissueInnError(f"{out_p} exists but was made from another image, model or settings; "
                                      "pass --force to redo it")
         outputs = OutputPlan(out_p)
-        outputs.check(input_files(image_p, args.white, args.dark), force=True)
+        outputs.check(input_files(image_p, args.white, args.dark, args.snr), force=True)
 
         def before_write(res):
             res.attrs["study_key"] = key
             res.attrs["study_row"] = summary_row(res)
 
-        res, _ = analyse(posterior, image_p, settings, outputs, quiet=True, before_write=before_write)
+        notes: list[str] = []
+        res, _ = analyse(posterior, image_p, settings, outputs, quiet=True, before_write=before_write,
+                         say=notes.append)
         return {"image": image, "status": "done", "row": res.attrs["study_row"],
-                "seconds": round(time.monotonic() - t0, 2)}
+                "seconds": round(time.monotonic() - t0, 2), "notes": notes}
     except (TissueInnError, OSError, ValueError) as exc:  # one bad image does not stop an unattended study
         return {"image": image, "status": "failed", "error": str(exc) or type(exc).__name__}
 
@@ -242,6 +248,8 @@ def run_study(args: argparse.Namespace, settings: Any) -> int:
         detail = rec.get("error") or (f"{rec['row']['usable_pixels']} of {rec['row']['pixels']} pixels"
                                       + (f", {rec['seconds']} s" if "seconds" in rec else ""))
         say(f"[{len(records)}/{len(mine)}] {images[i]}: {rec['status']} ({detail})")
+        for note in rec.get("notes", []):
+            say(f"  {note}")
 
     if args.workers == 1 or len(mine) <= 1:
         for i in mine:
