@@ -92,3 +92,15 @@ def test_evaluate_snr_checks(tiny_bundle, fake_dataset, tmp_path, capsys):
     assert "positive" in capsys.readouterr().err
     assert main(base + ["--snr", "1000"]) == 0
     assert "outside the range" in capsys.readouterr().err
+
+
+def test_tiny_image_falls_back_to_the_nominal_snr_and_says_so(tiny_bundle, tmp_path, capsys):
+    data = np.full((2, 3, 8), 0.3, dtype=np.float32)
+    cube = tmp_path / "tiny.h5"
+    with h5py.File(cube, "w") as f:
+        f.create_dataset("reflectance", data=data).attrs["wavelengths_nm"] = np.asarray(BANDS)
+    assert main(["-q", "infer", str(cube), "--model", str(tiny_bundle), "--draws", "4", "--predictive", "none",
+                 "--stats", "median", "-o", str(tmp_path / "m.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "cannot be estimated" in err and "--snr" in err
+    assert "nominal" in read_maps_hdf5(tmp_path / "m.h5")[1]["snr"]["source"]

@@ -167,16 +167,22 @@ class InferSettings:
 def noise_level(posterior, image: Path, cube, settings: InferSettings, say) -> Any:
     """The SNR to analyse ``cube`` at: the one given (checked against the image), else estimated from the data
     (said so, with its uncertainty); a warning when it lies outside the model's trained range."""
-    from tissue_inn.inference.noise import check_snr_range, estimate_measurement_snr
+    from tissue_inn.errors import SnrError
+    from tissue_inn.inference.noise import check_snr_range, estimate_measurement_snr, parse_snr
 
     h, w, b = cube.shape
     spec = settings.snr
     if spec is not None:
         spec.check_shape(h, w, b)
     else:
-        spec = estimate_measurement_snr(image, cube)
-        say(f"note: no --snr given; {spec.describe()}"
-            + (" (pass --snr to set it)" if spec.flags else ""))
+        try:
+            spec = estimate_measurement_snr(image, cube)
+            say(f"note: no --snr given; {spec.describe()}" + (" (pass --snr to set it)" if spec.flags else ""))
+        except SnrError as exc:  # e.g. a tiny image: fall back to the model's nominal SNR, and say so
+            nominal = posterior.nominal_snr or 20.0
+            spec = parse_snr(nominal, f"the model's nominal SNR (not estimated: {exc})")
+            say(f"warning: no --snr given and the noise level cannot be estimated ({exc}); analysing at the "
+                f"model's nominal SNR {nominal:g}; pass --snr to set it")
     problem = check_snr_range(spec, posterior.card, posterior.model_name)
     if problem is not None:
         say(f"warning: {problem}")
