@@ -64,7 +64,8 @@ def test_tiny_model_end_to_end_with_cost_estimate_and_card(files, one_thread):
     assert ev["n_test"] == 40 and 0.0 <= ev["sao2_median_abs_ecal"] <= 0.5
     assert (files / "m" / "evaluation" / "snr20" / "report.md").is_file()
     assert card["make_model"]["request"]["size"] == 240 and card["dataset"]["n_samples"] == 240
-    assert not work_dir(files / "m").exists()
+    work = work_dir(files / "m")
+    assert (work / "train.h5").is_file() and (work / "test.h5").is_file() and not (work / "checkpoint").exists()
     with pytest.raises(OutputExistsError, match="--force"):
         run_to_completion(make_model(req))
 

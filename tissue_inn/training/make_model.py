@@ -4,7 +4,9 @@
 ``test-set``, ``train``, ``evaluate``, ``gate``, ``bundle``) that returns a :class:`MadeModel`. All work
 goes to ``<output>.work/`` (simulation shards, test set, training checkpoint, the bundle being
 assembled); running the same request again resumes where it stopped (after a crash, ``Ctrl-C`` or
-``should_stop``), and only the finished bundle is renamed to ``<output>``. The simulation is cut
+``should_stop``), and only the finished bundle is renamed to ``<output>``. The simulated data stay in
+the work folder afterwards (``train.h5``, ``test.h5``), so the same request with ``--force`` and other
+training settings retrains without simulating again. The simulation is cut
 into ``processes`` shards simulated by separate processes (CPU), or runs in this process on a GPU.
 :func:`estimate_cost` measures the solver and the network on a few spectra and predicts the time
 of each stage before anything starts.
@@ -337,6 +339,7 @@ def make_model(request: MakeModelRequest, should_stop: ShouldStop = None,
         shutil.rmtree(out)
     os.replace(bundle, out)
     card = read_card(out)
-    shutil.rmtree(work, ignore_errors=True)
+    # keep the simulated data (train.h5, test.h5): a retrain with other settings reuses them
+    shutil.rmtree(work / "checkpoint", ignore_errors=True)
     yield Progress("bundle", 1, 1, f"wrote {out}")
     return MadeModel(out, card, time.monotonic() - t_start, stage_s)

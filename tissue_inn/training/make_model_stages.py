@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from tissue_inn.config import Camera, TissueModel
+from tissue_inn.errors import Cancelled
 from tissue_inn.progress import Progress, ShouldStop
 
 __all__ = ["write_bundle", "evaluate_bundle"]
@@ -100,15 +101,22 @@ def evaluate_bundle(bundle: Path, test_path: Path, train_path: Path, request, sh
         t0 = time.monotonic()
         try:
             from tissue_inn.inference.gate_build import build_gate
-        except ImportError:  # the GATE helper's module is not there (yet): no gate, said in the card
-            update_card(bundle, {"misfit_gate_note": "not calibrated: tissue_inn.inference.gate_build missing"})
+        except ImportError as exc:  # the gate's modules are not there (yet): no gate, said in the card
+            update_card(bundle, {"misfit_gate_note": f"not calibrated: {exc}"})
             return
         gen_gate = build_gate(bundle, train_path, test_path, epochs=request.gate_epochs, seed=request.seed,
                               should_stop=should_stop)
-        while True:
-            try:
-                p = next(gen_gate)
-            except StopIteration:
-                break
-            yield Progress("gate", p.done, p.total, f"{p.stage}: {p.message}", p.extra)
+        try:
+            while True:
+                try:
+                    p = next(gen_gate)
+                except StopIteration:
+                    break
+                yield Progress("gate", p.done, p.total, f"{p.stage}: {p.message}", p.extra)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the gate is optional; the card says why it is missing
+            note = f"not calibrated: the gate calibration failed ({type(exc).__name__}: {exc})"
+            update_card(bundle, {"misfit_gate_note": note})
+            yield Progress("gate", 1, 1, note, {"log_line": note})
         stage_s["gate"] = round(time.monotonic() - t0, 1)
