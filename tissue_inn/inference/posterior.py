@@ -11,7 +11,7 @@ Public API (used by the CLI and the GUI; keep stable):
 ``Posterior.from_bundle(name_or_path=None, device=None, **kwargs)``
     Load a bundle folder or shipped model name (default: the shipped default model).
 
-``Posterior.sample(y, n_draws, seed=0) -> np.ndarray [N, n_draws, D]``
+``Posterior.sample(y, n_draws, seed=0, snr=None) -> np.ndarray [N, n_draws, D]``
     ``y``: one spectrum ``[B]`` or ``[N, B]`` band reflectances. float64 physical units, always
     inside the prior support. Deterministic for ``(seed, n_draws, max_batch_elements)``: spectra
     are drawn in fixed *seed units* of ``unit_pixels(n_draws)`` consecutive spectra, each with its
@@ -21,13 +21,22 @@ Public API (used by the CLI and the GUI; keep stable):
 ``Posterior.infer_image(cube, n_draws=1000, seed=0, roi_mask=None, should_stop=None, **kw)``
     Same as :func:`tissue_inn.inference.image.infer_image` with this posterior.
 
-``Posterior.pixel(y, n_draws=4096, seed=0, predictive_draws=64) -> PixelPosterior``
-    Samples, per-parameter summaries (:func:`tissue_inn.inference.summaries.summarize_pixel`)
+``Posterior.pixel(y, n_draws=4096, seed=0, predictive_draws=64, snr=None, misfit=True) -> PixelPosterior``
+    Samples, per-parameter summaries (:func:`tissue_inn.inference.summaries.summarize_pixel`),
+    with ``misfit`` and a calibrated gate in the card the gate's verdict (``PixelPosterior.verdict``,
+    ``.explained``, ``.misfit_score``; :mod:`tissue_inn.inference.misfit`)
     and, with ``predictive_draws > 0``, a posterior predictive check: that many samples are
     re-simulated with the forward model of the card's tissue and camera → band quantiles
     (5/50/95 %) and the relative residual of the median predictive spectrum vs ``y``. The check
     costs ``predictive_draws`` forward simulations (solver-bound; pass 0 for a fast click and call
     :meth:`Posterior.predictive` later).
+
+``snr``: the measurement's signal-to-noise ratio (a number, or one per spectrum); models conditioned on
+SNR use it, others ignore it; None = the model's nominal SNR.
+
+``Posterior.quantiles(y, snr=None) -> np.ndarray [N, D, 5]``
+    The bundle's amortised summary network (5/25/50/75/95 % quantiles in one pass; ``has_amortised``);
+    instant maps use it, clicked pixels and "exact" maps use the draws.
 
 ``Posterior.summaries(samples [n, D]) -> dict``; ``Posterior.predictive(y, samples, n=64) -> PredictiveCheck``; ``Posterior.resimulate(x [N, D]) -> [N, B]``.
 
@@ -122,6 +131,9 @@ class PixelPosterior:
         parameter_names, units, prior_bounds, band_centers_nm: as on :class:`Posterior`.
         predictive: :class:`PredictiveCheck` or None (``predictive_draws = 0`` or no forward model).
         seed, n_draws, seconds: provenance and timing.
+        snr: the SNR the posterior was drawn at (None: the model's nominal one).
+        verdict: the misfit gate's :class:`~tissue_inn.inference.misfit.PixelVerdict` (``explained``,
+            ``misfit_score`` read it), or None.
     """
 
     y: np.ndarray
@@ -136,6 +148,18 @@ class PixelPosterior:
     n_draws: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    snr: float | None = None
+    verdict: Any = None  # tissue_inn.inference.misfit.PixelVerdict when the model has a calibrated gate
+
+    @property
+    def explained(self) -> bool | None:
+        """The misfit gate's verdict (None when the model has no gate or it was not asked for)."""
+        return None if self.verdict is None else bool(self.verdict.explained)
+
+    @property
+    def misfit_score(self) -> float | None:
+        """The gate's score (> 1: not explained at its false-alarm level), or None."""
+        return None if self.verdict is None else float(self.verdict.score)
 
     def column(self, name: str) -> np.ndarray:
         """Samples of one parameter ``[n_draws]``."""
@@ -153,6 +177,7 @@ class Posterior:
         max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
         r_min: float = 1e-5,
         r_max: float | None = 1.0,
+        amortised: Any = None,
     ) -> None:
         if max_batch_elements < 1:
             raise ValueError("max_batch_elements must be ≥ 1")
@@ -171,16 +196,20 @@ class Posterior:
         self._prior_variance = self._compute_prior_variance()
         self._forward = None
         self.scale_free = getattr(estimator, "spec", {}).get("normalization", "geometric_mean") == "geometric_mean"
+        self.amortised = None if amortised is None else amortised.to(self._device).eval()
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_bundle(cls, name_or_path: Any = None, device: str | torch.device | None = None, **kwargs) -> Posterior:
         """Load a model bundle (folder or shipped name; None = shipped default) into a Posterior."""
+        from tissue_inn.estimators.quantile_net import load_quantile_net
         from tissue_inn.io.bundle import load_bundle, resolve_model
 
         estimator, card = load_bundle(name_or_path)
         card = dict(card)
-        card.setdefault("_bundle_path", str(resolve_model(name_or_path)))
+        folder = resolve_model(name_or_path)
+        card.setdefault("_bundle_path", str(folder))
+        kwargs.setdefault("amortised", load_quantile_net(folder, card))
         return cls(estimator, card, device=device, **kwargs)
 
     # ------------------------------------------------------------------ properties
@@ -278,12 +307,16 @@ class Posterior:
         """Spectra per seed unit for ``n_draws`` draws: ``clamp(max_batch_elements // n_draws, 1, 64)``."""
         return int(min(MAX_UNIT_PIXELS, max(1, self.max_batch_elements // max(1, n_draws))))
 
-    def sample_unit(self, y_t: torch.Tensor, n_draws: int, generator: torch.Generator) -> torch.Tensor:
+    def sample_unit(self, y_t: torch.Tensor, n_draws: int, generator: torch.Generator,
+                    snr: float | torch.Tensor | None = None) -> torch.Tensor:
         """One network call: ``y_t [P, B]`` on the device → samples ``[P, n_draws, D]`` float64 on the device."""
         with torch.inference_mode():
-            return self.estimator.sample(y_t, n_draws, generator=generator)
+            if snr is None:  # the model's nominal SNR (estimators without SNR conditioning take no snr)
+                return self.estimator.sample(y_t, n_draws, generator=generator)
+            return self.estimator.sample(y_t, n_draws, generator=generator, snr=snr)
 
-    def sample_tensor(self, y_t: torch.Tensor, n_draws: int, seed: int = 0, row: int = 0, start_unit: int = 0):
+    def sample_tensor(self, y_t: torch.Tensor, n_draws: int, seed: int = 0, row: int = 0, start_unit: int = 0,
+                      snr: float | torch.Tensor | None = None):
         """Samples of already validated spectra ``y_t [N, B]`` (device tensor) → ``[N, n_draws, D]`` on the device.
 
         Spectrum ``i`` belongs to seed unit ``start_unit + i // unit_pixels(n_draws)`` of row ``row``.
@@ -291,18 +324,47 @@ class Posterior:
         if n_draws < 1:
             raise ValueError("n_draws must be ≥ 1")
         up = self.unit_pixels(n_draws)
+        per_row = isinstance(snr, torch.Tensor) and snr.ndim > 0
         out = []
         for k, s in enumerate(range(0, y_t.shape[0], up)):
-            out.append(self.sample_unit(y_t[s : s + up], n_draws, unit_generator(seed, row, start_unit + k)))
+            snr_k = snr[s : s + up] if per_row else snr
+            out.append(self.sample_unit(y_t[s : s + up], n_draws, unit_generator(seed, row, start_unit + k), snr_k))
         if not out:
             return torch.zeros((0, n_draws, self.n_parameters), dtype=torch.float64, device=self._device)
         return torch.cat(out)
 
-    def sample(self, y: Any, n_draws: int, seed: int = 0) -> np.ndarray:
+    def _snr_tensor(self, snr: Any, n: int) -> float | torch.Tensor | None:
+        if snr is None or np.ndim(snr) == 0:
+            if snr is not None and not (np.isfinite(float(snr)) and float(snr) > 0):
+                raise MeasurementError(f"SNR {snr!r} must be a positive number")
+            return None if snr is None else float(snr)
+        arr = np.asarray(snr, dtype=np.float64).reshape(-1)
+        if arr.shape[0] != n or not np.all(np.isfinite(arr) & (arr > 0)):
+            raise MeasurementError(f"give one positive SNR per spectrum ({n}), got {arr.shape[0]} values")
+        return torch.as_tensor(arr, device=self._device)
+
+    def sample(self, y: Any, n_draws: int, seed: int = 0, snr: Any = None) -> np.ndarray:
         """Posterior samples ``[N, n_draws, D]`` (float64, physical units) for spectra ``[B]`` or ``[N, B]``."""
         arr = self.validate(y)
         y_t = torch.as_tensor(arr, dtype=torch.float64, device=self._device)
-        return self.sample_tensor(y_t, int(n_draws), seed).cpu().numpy()
+        return self.sample_tensor(y_t, int(n_draws), seed, snr=self._snr_tensor(snr, arr.shape[0])).cpu().numpy()
+
+    @property
+    def has_amortised(self) -> bool:
+        """Whether the bundle ships an amortised summary network (instant quantile maps)."""
+        return self.amortised is not None
+
+    def quantiles(self, y: Any, snr: Any = None) -> np.ndarray:
+        """Amortised 5/25/50/75/95 % quantiles ``[N, D, 5]`` (float64, physical units) of spectra ``[B]``/``[N, B]``."""
+        from tissue_inn.estimators.quantile_net import amortised_quantiles
+
+        if self.amortised is None:
+            raise TissueInnError(f"model {self.model_name} has no amortised summary network; use exact maps")
+        arr = self.validate(y)
+        y_t = torch.as_tensor(arr, dtype=torch.float64, device=self._device)
+        snr_t = self._snr_tensor(snr, arr.shape[0])
+        with torch.inference_mode():
+            return amortised_quantiles(self.estimator, self.amortised, y_t, snr_t).cpu().numpy()
 
     # ------------------------------------------------------------------ forward model
     @property
@@ -344,16 +406,31 @@ class Posterior:
         return summarize_pixel(np.asarray(samples), self.parameter_names, self._prior_variance)
 
     # ------------------------------------------------------------------ one pixel
-    def pixel(self, y: Any, n_draws: int = 4096, seed: int = 0, predictive_draws: int = 64) -> PixelPosterior:
-        """Posterior of one spectrum ``[B]`` with summaries and optional predictive check (module docstring)."""
+    @property
+    def nominal_snr(self) -> float | None:
+        """The SNR assumed when none is given (the card's nominal SNR), or None."""
+        v = getattr(self.estimator, "nominal_snr", None)
+        return None if v is None else float(v)
+
+    def pixel(self, y: Any, n_draws: int = 4096, seed: int = 0, predictive_draws: int = 64, snr: float | None = None,
+              misfit: bool = True) -> PixelPosterior:
+        """Posterior of one spectrum ``[B]`` with summaries, the misfit verdict and an optional predictive check."""
         import time
 
         t0 = time.perf_counter()
         arr = self.validate(y)
         if arr.shape[0] != 1:
             raise MeasurementError(f"pixel() takes one spectrum of {self.n_bands} bands, got {arr.shape[0]}")
-        samples = self.sample(arr, n_draws, seed)[0]
+        samples = self.sample(arr, n_draws, seed, snr=snr)[0]
         summaries = summarize_pixel(samples, self.parameter_names, self._prior_variance)
+        verdict = None
+        if misfit:
+            from tissue_inn.inference.misfit import gate_for  # lazy: the gate builds on this module
+
+            gate = gate_for(self)
+            if gate is not None:
+                at = float(snr) if snr is not None else (self.nominal_snr or 20.0)
+                verdict = gate.explain_pixel(arr[0], samples, at, self.parameter_names, self.model_name)
         pred = None
         if predictive_draws and self.has_forward_model:
             pred = self.predictive(arr[0], samples, predictive_draws)
@@ -369,6 +446,8 @@ class Posterior:
             seed=int(seed),
             n_draws=int(n_draws),
             seconds=time.perf_counter() - t0,
+            snr=None if snr is None else float(snr),
+            verdict=verdict,
         )
 
     # ------------------------------------------------------------------ images

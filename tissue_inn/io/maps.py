@@ -58,31 +58,48 @@ def _unit_for(key: str, units: Mapping[str, str] | None) -> str:
     return str(units.get(split_map_key(key)[0], ""))
 
 
-def _check_maps(maps: Mapping[str, Any], mask: Any = None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def _check_maps(maps: Mapping[str, Any], mask: Any = None) -> tuple[Mapping[str, Any], np.ndarray | None]:
+    """Check keys, shapes and dtypes; the arrays themselves are fetched one at a time by the writers.
+
+    A :class:`~tissue_inn.io.maps_store.MapStore` (maps streamed to disk) is checked by its shape only,
+    so writing a 2048 × 2048 × 143-map result never holds more than one map in memory.
+    """
+    from tissue_inn.io.maps_store import MapStore
+
     if not maps:
         raise ValueError("no maps to write")
-    out: dict[str, np.ndarray] = {}
     shape = None
-    for key, value in maps.items():
-        split_map_key(key)
-        arr = np.asarray(value)
-        if arr.ndim != 2:
-            raise ValueError(f"map {key!r} has shape {arr.shape}; expected H × W")
-        if shape is None:
-            shape = arr.shape
-        elif arr.shape != shape:
-            raise ValueError(f"map {key!r} has shape {arr.shape}, other maps are {shape}")
-        if np.issubdtype(arr.dtype, np.floating):
-            arr = arr.astype(np.float32, copy=False)
-        elif not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-            raise ValueError(f"map {key!r} has non-numeric dtype {arr.dtype}")
-        out[key] = arr
+    if isinstance(maps, MapStore):
+        for key in maps:
+            split_map_key(key)
+        shape = maps.shape
+    else:
+        for key, value in maps.items():
+            split_map_key(key)
+            arr = value if hasattr(value, "shape") and hasattr(value, "dtype") else np.asarray(value)
+            if len(arr.shape) != 2:
+                raise ValueError(f"map {key!r} has shape {tuple(arr.shape)}; expected H × W")
+            if shape is None:
+                shape = tuple(arr.shape)
+            elif tuple(arr.shape) != shape:
+                raise ValueError(f"map {key!r} has shape {tuple(arr.shape)}, other maps are {shape}")
+            dtype = np.dtype(arr.dtype)
+            if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                raise ValueError(f"map {key!r} has non-numeric dtype {dtype}")
     m = None
     if mask is not None:
         m = np.asarray(mask, dtype=bool)
-        if m.shape != shape:
+        if m.shape != tuple(shape):
             raise ValueError(f"mask has shape {m.shape}, maps are {shape}")
-    return out, m
+    return maps, m
+
+
+def _map_array(value: Any) -> np.ndarray:
+    """One map as written: float32 for floating maps, integers and booleans kept."""
+    arr = np.asarray(value)
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32, copy=False)
+    return arr
 
 
 def _json_default(value: Any) -> Any:
@@ -166,11 +183,11 @@ def write_maps_hdf5(
                     fh.attrs[key] = value
                 fh.attrs[_JSON_ATTRS_KEY] = json.dumps(json_keys)
                 group = fh.create_group(_MAPS_GROUP)
-                for key, arr in arrays.items():
+                for key in arrays:
                     parameter, statistic = split_map_key(key)
                     ds = group.create_dataset(
                         f"{parameter}/{statistic}",
-                        data=arr,
+                        data=_map_array(arrays[key]),
                         compression="gzip",
                         compression_opts=compression_level,
                         shuffle=True,
@@ -267,19 +284,18 @@ def write_maps_tiff(
     import tifffile
 
     arrays, m = _check_maps(maps, mask)
-    pages: list[tuple[str, np.ndarray, dict]] = []
-    for key, arr in arrays.items():
+    pages: list[tuple[str, dict]] = []  # arrays fetched one page at a time (maps may live on disk)
+    for key in arrays:
         parameter, statistic = split_map_key(key)
-        info = {"key": key, "parameter": parameter, "statistic": statistic, "unit": _unit_for(key, units)}
-        pages.append((key, arr.astype(np.float32, copy=False), info))
+        pages.append((key, {"key": key, "parameter": parameter, "statistic": statistic, "unit": _unit_for(key, units)}))
     if m is not None:
-        pages.append(
-            ("mask", m.astype(np.float32), {"key": "mask", "parameter": "mask", "statistic": "valid", "unit": ""})
-        )
+        pages.append(("mask", {"key": "mask", "parameter": "mask", "statistic": "valid", "unit": ""}))
     try:
         with atomic_path(path, force=force) as tmp:
             with tifffile.TiffWriter(tmp) as tw:
-                for i, (key, arr, info) in enumerate(pages):
+                for i, (key, info) in enumerate(pages):
+                    arr = m.astype(np.float32) if key == "mask" and m is not None else \
+                        np.asarray(arrays[key]).astype(np.float32, copy=False)
                     info = dict(info, page=i, n_pages=len(pages))
                     if i == 0 and extra:
                         info["extra"] = json.loads(json.dumps(dict(extra), default=_json_default))
