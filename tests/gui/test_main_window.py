@@ -13,70 +13,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 from conftest import write_cube  # noqa: E402
-from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer  # noqa: E402
+from gui_fixtures import WAIT_MS, click_pixel, dialogs_fixture, make_window_fixture, send_mouse  # noqa: E402, F401
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from tissue_inn.gui.main_window import MainWindow  # noqa: E402
 from tissue_inn.io.maps import read_maps_hdf5, read_maps_tiff  # noqa: E402
-from tissue_inn.workspace import Workspace, histogram  # noqa: E402
-
-WAIT_MS = 60000
-
-
-class Dialogs:
-    """Records QMessageBox calls instead of blocking."""
-
-    def __init__(self, answer=QMessageBox.StandardButton.Yes) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self.answer = answer
-
-    def critical(self, parent, title, text, *args, **kwargs):
-        self.calls.append(("critical", title, text))
-        return QMessageBox.StandardButton.Ok
-
-    def question(self, parent, title, text, *args, **kwargs):
-        self.calls.append(("question", title, text))
-        return self.answer
-
-
-@pytest.fixture()
-def dialogs(monkeypatch):
-    d = Dialogs()
-    monkeypatch.setattr(QMessageBox, "critical", d.critical)
-    monkeypatch.setattr(QMessageBox, "question", d.question)
-    return d
-
-
-@pytest.fixture()
-def make_window(qtbot, tmp_path, dialogs, tiny_bundle):
-    """Factory of loaded windows; at the end every window is closed and no worker thread may survive."""
-    windows: list[MainWindow] = []
-
-    def make(image=None, n_draws_pixel=256, n_draws_map=16) -> MainWindow:
-        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
-        win = MainWindow(Workspace(n_draws_pixel=n_draws_pixel, n_draws_map=n_draws_map, seed=1), settings=settings)
-        qtbot.addWidget(win)
-        win.resize(1400, 850)
-        win.show()
-        assert win.load_model(tiny_bundle)
-        if image is None:
-            image = write_cube(tmp_path / f"cube{len(windows)}.h5")
-        assert win.open_image(image)
-        windows.append(win)
-        qtbot.wait(50)  # let the layout settle before tests map pixels to widget coordinates
-        return win
-
-    yield make
-    for win in windows:
-        win.close()
-    assert all(w.workers.n_running == 0 for w in windows), "a worker outlived its window"
-    assert QThreadPool.globalInstance().waitForDone(10000)
-
-
-def click_pixel(qtbot, win: MainWindow, row: int, col: int) -> None:
-    pos = win.image_view.pixel_to_widget(row, col)
-    qtbot.mouseClick(win.image_view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+from tissue_inn.workspace import histogram  # noqa: E402
 
 
 def test_click_shows_the_posterior_of_that_pixel(qtbot, make_window, dialogs):
@@ -302,24 +246,6 @@ def test_recent_files_model_card_and_drop(qtbot, make_window, tmp_path, tiny_bun
     assert win.image_view.base.image.shape == (8, 8, 3)
 
 
-def send_mouse(widget, kind, pos, button=Qt.MouseButton.NoButton, buttons=Qt.MouseButton.NoButton):
-    """Deliver a mouse event directly (QTest's mouseMove does not reach widgets on the offscreen platform)."""
-    from PySide6.QtCore import QEvent, QPointF
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    local = QPointF(pos)
-    event = QMouseEvent(
-        getattr(QEvent.Type, kind),
-        local,
-        QPointF(widget.mapToGlobal(pos)),
-        button,
-        buttons,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    QApplication.sendEvent(widget, event)
-
-
 def test_hover_and_freehand_region_with_the_mouse(qtbot, make_window):
     win = make_window()
     viewport = win.image_view.graphics.viewport()
@@ -353,6 +279,8 @@ def test_launcher_opens_image_and_model(qtbot, monkeypatch, tmp_path, tiny_bundl
 
     def fake_exec(self):
         win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        # the window is painted first; model and image load behind a busy indicator
+        qtbot.waitUntil(lambda: win.ws.image_path is not None and not win.busy.isVisible(), timeout=WAIT_MS)
         seen.update(model=win.ws.model_path, image=win.ws.image_path, recent=win.recent_files())
         win.close()
         return 0

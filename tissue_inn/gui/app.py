@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = QSettings(ini, QSettings.Format.IniFormat) if ini else None
     window = MainWindow(settings=settings)
     window.show()
-    window.load_model(args.model, device=args.device)
-    image = args.image or default_sample_image()
-    if image is not None:
-        window.open_image(image)
+    app.processEvents()  # the first paint comes before the model, torch and the image are read
+    window.load_in_background(args.model, args.image or default_sample_image(), device=args.device)
     return int(app.exec())
