@@ -329,7 +329,7 @@ def make_model(request: MakeModelRequest, should_stop: ShouldStop = None,
     card = write_bundle(result, tissue, camera, request, bundle)
     t0 = time.monotonic()
     yield from evaluate_bundle(bundle, test_path, train_path, request, should_stop, stage_s)
-    stage_s["evaluate"] = round(time.monotonic() - t0, 1) - stage_s.get("gate", 0.0)
+    stage_s["evaluate"] = round(time.monotonic() - t0 - stage_s.get("gate", 0.0), 1)
     yield Progress("bundle", 0, 1, f"writing {out}")
     from tissue_inn.io.bundle import read_card, update_card
 
