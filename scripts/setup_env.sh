@@ -17,9 +17,13 @@ if .venv/bin/python scripts/setup_plan.py check "$EXTRAS"; then
 fi
 .venv/bin/python scripts/setup_plan.py torch
 ALL_EXTRAS=$(.venv/bin/python scripts/setup_plan.py extras "$EXTRAS")
+# The build backend lives in .venv, so that a later re-install (pyproject.toml changed) builds offline.
+if ! .venv/bin/python -c "import hatchling, editables" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check "hatchling>=1.25" editables
+fi
 if [ -n "$ALL_EXTRAS" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[$ALL_EXTRAS]"
+  .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e ".[$ALL_EXTRAS]"
 else
-  .venv/bin/pip install -q --disable-pip-version-check -e .
+  .venv/bin/pip install -q --disable-pip-version-check --no-build-isolation -e .
 fi
 .venv/bin/python scripts/setup_plan.py stamp "$ALL_EXTRAS"
