@@ -65,6 +65,7 @@ def evaluate_bundle(bundle: Path, test_path: Path, train_path: Path, request, sh
     prior_var = np.array([p.prior.variance() for p in tissue.parameters])
     forward = ForwardModel(tissue, camera).bands if request.ppc_cases > 0 else None
     summary: dict[str, Any] = {}
+    per_parameter: dict[str, Any] = {}
     for i, snr in enumerate(request.eval_snrs):
         y_noisy = camera.noise.apply(data.y, torch.Generator().manual_seed(request.seed + 10 + i), snr=snr)
         gen = torch.Generator().manual_seed(request.seed + 1000 + i)
@@ -90,11 +91,11 @@ def evaluate_bundle(bundle: Path, test_path: Path, train_path: Path, request, sh
         write_report(report, bundle / "evaluation" / cond, force=True)
         summary[cond] = report_summary(report, card["name"])
         summary[cond]["report"] = f"evaluation/{cond}/report.md"
-        summary[cond]["per_parameter"] = {
-            n: {k: report["methods"][card["name"]]["metrics"][n].get(k) for k in ("mae_median", "cal_median_abs",
-                                                                                   "cal_at_68", "sbc_p")}
-            for n in names}
-    update_card(bundle, {"evaluation": {"summary": summary, "test_set_size": len(data),
+        metrics = report["methods"][card["name"]]["metrics"]
+        per_parameter[cond] = {n: {k: _round(metrics[n].get(k)) for k in ("mae_median", "cal_median_abs",
+                                                                         "cal_at_68", "sbc_p")} for n in names}
+    update_card(bundle, {"evaluation": {"summary": summary, "per_parameter": per_parameter,
+                                        "test_set_size": len(data),
                                         "test_seed": request.seed + 1, "draws": request.eval_draws,
                                         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}})
     if request.gate and importlib.util.find_spec("tissue_inn.inference.misfit") is not None:
@@ -120,3 +121,7 @@ def evaluate_bundle(bundle: Path, test_path: Path, train_path: Path, request, sh
             update_card(bundle, {"misfit_gate_note": note})
             yield Progress("gate", 1, 1, note, {"log_line": note})
         stage_s["gate"] = round(time.monotonic() - t0, 1)
+
+
+def _round(v: Any) -> Any:
+    return round(float(v), 5) if isinstance(v, int | float) and np.isfinite(v) else None
