@@ -120,7 +120,7 @@ def _train(data_path, estimator, noise: NoiseModel, settings: AmortisedSettings,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         qnet.eval()
         with torch.no_grad():
             val = float(pinball_loss(qnet(c_val), t_val))
