@@ -123,3 +123,16 @@ def test_sharded_simulation_equals_one_process(files):
     run_to_completion(simulate_dataset(t, c, 2100, 5, files / "one.h5"))
     with h5py.File(files / "two.h5", "r") as a, h5py.File(files / "one.h5", "r") as b:
         assert np.array_equal(a["x"][:], b["x"][:]) and np.array_equal(a["y"][:], b["y"][:])
+
+
+@pytest.mark.gpu
+def test_tiny_model_on_the_gpu(files):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    req = _request(files, device="cuda", output=str(files / "g"))
+    assert estimate_cost(req).device == "cuda"
+    made = run_to_completion(make_model(req))
+    assert made.card["training"]["settings"]["device"] == "cuda"
+    assert made.card["evaluation"]["summary"]["snr20"]["n_test"] == 40
