@@ -57,11 +57,11 @@ def match_bands(
             have = "an unknown number of" if n_cube_bands is None else str(n_cube_bands)
             raise BandMismatchError(
                 f"the cube carries no wavelengths and has {have} bands, the model needs {model.size} bands "
-                f"{fmt_nm(model)}; pass the cube's wavelengths (--wavelengths / wavelengths_nm=)"
+                f"{fmt_nm(model)}; pass the cube's wavelengths (--wavelengths)"
             )
         msg = (
             f"the cube carries no wavelengths; assuming its {n_cube_bands} bands are the model's "
-            f"{fmt_nm(model)} in order (pass wavelengths_nm to check)"
+            f"{fmt_nm(model)} in order (pass --wavelengths to check)"
         )
         if warnings_out is not None:
             warnings_out.append(msg)

@@ -185,7 +185,7 @@ def read_cube(
         raise DataFileError(f"{path.name}: empty cube of shape {raw.data.shape}")
     if h * w > MAX_PIXELS:
         raise DataFileError(
-            f"{path.name}: the cube claims {h} × {w} pixels, more than the {MAX_PIXELS:,} read_cube opens; "
+            f"{path.name}: the cube claims {h} × {w} pixels, more than the {MAX_PIXELS:,} this tool opens; "
             "crop it into tiles and analyse them one by one"
         )
     wl = _settle_wavelengths(path, raw.wavelengths_nm, raw.wavelength_problem, wavelengths_nm, b, metadata)
@@ -217,7 +217,7 @@ def _settle_wavelengths(
             metadata["wavelength_source"] = None
             return None
         if file_wl.size != b:
-            raise DataFileError(f"{path.name}: {file_wl.size} wavelengths ({source}) for {b} bands; pass wavelengths_nm")
+            raise DataFileError(f"{path.name}: {file_wl.size} wavelengths ({source}) for {b} bands; pass the right ones with --wavelengths")
         return file_wl
     wl = parse_wavelength_values(given, "wavelengths_nm argument")
     if wl.size != b:

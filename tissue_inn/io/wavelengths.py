@@ -69,9 +69,9 @@ def parse_wavelength_values(raw: Any, where: str) -> np.ndarray:
     try:
         arr = np.asarray(raw, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise DataFileError(f"{where}: wavelengths are not numbers ({exc}); pass wavelengths_nm explicitly") from exc
+        raise DataFileError(f"{where}: wavelengths are not numbers ({exc}); give the band centres with --wavelengths") from exc
     if not np.all(np.isfinite(arr)):
-        raise DataFileError(f"{where}: wavelengths contain NaN/inf; pass wavelengths_nm explicitly")
+        raise DataFileError(f"{where}: wavelengths contain NaN/inf; give the band centres with --wavelengths")
     return arr
 
 
@@ -94,7 +94,7 @@ def unit_scale_to_nm(units: str | None, values: np.ndarray, where: str, warnings
     if u in _UM_UNITS:
         return 1000.0
     if u not in _UNKNOWN_UNITS:
-        raise DataFileError(f"{where}: unrecognised wavelength units {units!r}; pass wavelengths_nm explicitly")
+        raise DataFileError(f"{where}: unrecognised wavelength units {units!r}; give the band centres with --wavelengths")
     if values.size and np.nanmax(values) < _UM_HEURISTIC_MAX:
         warnings_out.append(f"{where}: wavelengths without units and all < {_UM_HEURISTIC_MAX:g}; taken as µm")
         return 1000.0

@@ -84,7 +84,7 @@ def suffix_or_magic(path: Path, suffixes: tuple[str, ...], magics: tuple[bytes, 
 def refuse_dataset(path: Path, dataset: str | None, fmt: str) -> None:
     """Formats with a single image take no dataset name."""
     if dataset is not None:
-        raise DataFileError(f"{path.name}: a dataset name applies to HDF5 files only (this is {fmt})")
+        raise DataFileError(f"{path.name}: --dataset applies to HDF5 files only (this is {fmt})")
 
 
 def require_regular_file(path: Path, what: str = "a cube file") -> None:

@@ -143,7 +143,7 @@ class Hdf5Reader:
             return fh[cands[0]]
         if len(preferred) == 1:
             return fh[preferred[0]]
-        raise DataFileError(f"{path.name}: several 3-D datasets {cands}; choose one with dataset=")
+        raise DataFileError(f"{path.name}: several 3-D datasets {cands}; choose one with --dataset")
 
     @staticmethod
     def _wavelengths(fh, ds):
