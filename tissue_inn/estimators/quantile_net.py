@@ -139,6 +139,7 @@ def save_quantile_net(qnet: QuantileNet, folder: str | os.PathLike, file_name: s
     tmp = path.with_name(path.name + ".part")
     state = {k: v.detach().cpu().contiguous() for k, v in qnet.state_dict().items()}
     save_file(state, str(tmp), metadata={"format": "pt", "tissue_inn": "amortised quantile network"})
+    os.chmod(tmp, 0o644)  # a shipped file, readable like the model's weights
     os.replace(tmp, path)
     section = {
         "file": file_name,
