@@ -102,6 +102,28 @@ def check_surrogate(post: Posterior, n: int, seed: int, repeats: int) -> None:
           f"{n / t_solver16:,.0f} /s; ratio {rs / r8:,.0f}× (median of {repeats})")
 
 
+def cost(post: Posterior, draws: int, crop: int, repeats: int) -> None:
+    """Seconds to map a crop of the sample image with and without the residual/gate (same draws, seed)."""
+    from tissue_inn.config import resources_dir
+    from tissue_inn.inference.image import infer_image
+    from tissue_inn.io.cube import read_cube
+
+    cube = read_cube(resources_dir() / "samples" / "colon_sample.h5")
+    data = np.asarray(cube.data[:crop, :crop, :], dtype=np.float32)
+    times: dict[str, list[float]] = {"none": [], "median": []}
+    for _ in range(repeats):
+        for mode in ("none", "median"):
+            t0 = time.perf_counter()
+            res = run_to_completion(infer_image(post, data, n_draws=draws, seed=0, stats=("median", "iqr"),
+                                                predictive=None if mode == "none" else mode))
+            times[mode].append(time.perf_counter() - t0)
+    a, b = statistics.median(times["none"]), statistics.median(times["median"])
+    print(f"map cost, sample image {crop}×{crop}, {draws} draws, median+iqr: without residual {a:.2f} s "
+          f"(range {min(times['none']):.2f}–{max(times['none']):.2f}), with residual + gate {b:.2f} s "
+          f"(range {min(times['median']):.2f}–{max(times['median']):.2f}): ×{b / a:.3f} "
+          f"(predictive part {res.attrs.get('seconds_predictive')} s of the last run; median of {repeats})")
+
+
 def attach(args) -> None:
     from tissue_inn.inference.gate_build import build_gate
 
@@ -111,7 +133,8 @@ def attach(args) -> None:
 
     out = run_to_completion(build_gate(args.model, args.train, args.test, n_train=args.n_train, n_test=args.n_test,
                                        epochs=args.epochs, hidden=args.hidden, n_hidden_layers=args.layers,
-                                       seed=args.gate_seed, n_draws=args.draws), show)
+                                       seed=args.gate_seed, n_draws=args.draws,
+                                       surrogate_from=args.surrogate_from), show)
     val = out["surrogate"]["validation"]
     print("surrogate held-out:", val["band_rel_error"], "residual:", val["residual"], "speed:", val["speed"])
     print(gate_section_summary(out["misfit_gate"]))
@@ -128,6 +151,8 @@ def main() -> None:
     ap.add_argument("--cases", nargs="+", default=["blood_layer", "melanin_top", "skin", "fat_layer", "blood_layer_2"],
                     choices=CASES)
     ap.add_argument("--repeats", type=int, default=5, help="speed measurements")
+    ap.add_argument("--map-draws", type=int, default=256, help="draws per pixel of the map-cost measurement")
+    ap.add_argument("--crop", type=int, default=64, help="square crop of the sample image for the map cost")
     ap.add_argument("--attach", action="store_true", help="train, check, calibrate and store the model's gate")
     ap.add_argument("--train", default="data/colon_100k.h5")
     ap.add_argument("--test", default="data/colon_test.h5")
@@ -137,6 +162,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--gate-seed", type=int, default=0)
+    ap.add_argument("--surrogate-from", default=None, help="with --attach: reuse this bundle's surrogate")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"bench_misfit: model {args.model}, threads {args.threads}, load {os.getloadavg()[0]:.2f} "
@@ -150,6 +176,7 @@ def main() -> None:
         raise SystemExit(f"{args.model} has no calibrated misfit gate; run this script with --attach first")
     print(gate_section_summary(post.card["misfit_gate"]))
     check_surrogate(post, 256, args.seed, args.repeats)
+    cost(post, args.map_draws, args.crop, 3)
     t0 = time.time()
     sets = {"in-distribution": _in_distribution(post, args.n, args.seed)}
     for case in args.cases:

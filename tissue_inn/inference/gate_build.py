@@ -25,10 +25,10 @@ import h5py
 import numpy as np
 import torch
 
-from tissue_inn.errors import DataFileError
+from tissue_inn.errors import DataFileError, ModelBundleError
 from tissue_inn.estimators.surrogate import ForwardSurrogate, fit_surrogate, make_surrogate_spec, surrogate_errors
 from tissue_inn.hashing import file_sha256
-from tissue_inn.inference.gate_store import attach_to_bundle
+from tissue_inn.inference.gate_store import attach_to_bundle, load_surrogate
 from tissue_inn.inference.misfit import DEFAULT_ALPHA
 from tissue_inn.inference.misfit_calibrate import calibrate
 from tissue_inn.inference.posterior import PREDICTIVE_N_QUAD, Posterior
@@ -88,6 +88,23 @@ def time_engines(posterior: Posterior, surrogate: ForwardSurrogate, x: np.ndarra
     }
 
 
+def _borrowed_surrogate(source: str | os.PathLike, posterior: Posterior, spec: dict[str, Any],
+                        ) -> tuple[ForwardSurrogate, dict[str, Any]]:
+    """Another bundle's surrogate, checked to describe the same tissue, camera and prior."""
+    other = Posterior.from_bundle(source, device="cpu")
+    surrogate = load_surrogate(other.card)
+    if surrogate is None:
+        raise ModelBundleError(f"{source}: the bundle has no forward surrogate to reuse")
+    same = all(surrogate.spec[k] == spec[k] for k in ("parameter_names", "prior_low", "prior_high",
+                                                       "band_centers_nm"))
+    if not same or other.card.get("tissue") != posterior.card.get("tissue") or \
+            other.card.get("camera") != posterior.card.get("camera"):
+        raise ModelBundleError(f"{source}: its surrogate was made for another tissue, camera or prior")
+    training = dict(other.card["surrogate"].get("training", {}))
+    training["reused_from"] = {"model": other.model_name, "sha256": other.card["surrogate"].get("sha256")}
+    return surrogate, training
+
+
 def build_gate(
     bundle: str | os.PathLike,
     train_path: str | os.PathLike,
@@ -102,22 +119,31 @@ def build_gate(
     n_draws: int = 256,
     alpha: float = DEFAULT_ALPHA,
     should_stop: Callable[[], bool] | None = None,
+    surrogate_from: str | os.PathLike | None = None,
 ) -> Generator[Progress, None, dict[str, Any]]:
-    """Train, check, calibrate and attach the gate of ``bundle`` (module docstring). Returns the card entries."""
+    """Train, check, calibrate and attach the gate of ``bundle`` (module docstring). Returns the card entries.
+
+    ``surrogate_from``: reuse the surrogate of another bundle of the same tissue, camera and prior
+    (``train_path`` is then not read) instead of training one.
+    """
     posterior = Posterior.from_bundle(bundle, device="cpu")
     names = posterior.parameter_names
-    x_tr, y_tr, prov_tr = read_pairs(train_path, names, n_train)
     x_te, y_te, prov_te = read_pairs(test_path, names, n_test)
     bounds = posterior.prior_bounds
     spec = make_surrogate_spec(list(names), list(bounds[:, 0]), list(bounds[:, 1]),
                                list(posterior.band_centers_nm), hidden=hidden, n_hidden_layers=n_hidden_layers,
                                seed=seed)
-    surrogate, report = yield from fit_surrogate(x_tr, y_tr, spec, epochs=epochs, seed=seed, should_stop=should_stop)
+    if surrogate_from is not None:
+        surrogate, training = _borrowed_surrogate(surrogate_from, posterior, spec)
+    else:
+        x_tr, y_tr, prov_tr = read_pairs(train_path, names, n_train)
+        surrogate, report = yield from fit_surrogate(x_tr, y_tr, spec, epochs=epochs, seed=seed,
+                                                     should_stop=should_stop)
+        training = {"dataset": prov_tr, **{k: v for k, v in report.items() if k != "history"},
+                    "history_val_mse": [round(h["val_mse"], 8) for h in report["history"]]}
     yield Progress("check", 0, 1, "surrogate vs adding-doubling on the test set")
     validation = {"test_set": prov_te, **surrogate_errors(surrogate, x_te, y_te, posterior.scale_free),
                   "speed": time_engines(posterior, surrogate, x_te[:4096])}
-    training = {"dataset": prov_tr, **{k: v for k, v in report.items() if k != "history"},
-                "history_val_mse": [round(h["val_mse"], 8) for h in report["history"]]}
     section = yield from calibrate(posterior, surrogate.bands, y_te, snr_grid=snr_grid, n_draws=n_draws, seed=seed,
                                    alpha=alpha, residual_engine="surrogate", test_set=prov_te,
                                    should_stop=should_stop)

@@ -61,9 +61,10 @@ __all__ = [
     "edge_fractions",
     "gate_for",
     "PixelVerdict",
-    "residual_statistic",
     "summary_line",
+    "map_summary_line",
     "gate_section_summary",
+    "residual_statistic",
 ]
 
 GATE_KEY = "misfit_gate"
@@ -356,6 +357,15 @@ def summary_line(explained: np.ndarray, model_name: str, snr: float | np.ndarray
         elif s.size:
             tail = f" at SNR {s.min():.3g}–{s.max():.3g} (median {np.median(s):.3g}; {a})"
     return f"{pct_txt} % of pixels ({bad:,} of {n:,}) are not explained by {model_name}{tail}"
+
+
+def map_summary_line(maps: dict[str, np.ndarray], attrs: dict[str, Any]) -> str | None:
+    """The CLI's one line for a finished map (``MapResult.maps`` / ``.attrs``); None without a gate."""
+    gate = attrs.get("misfit_gate")
+    if "misfit/explained" not in maps or not isinstance(gate, dict):
+        return None
+    return summary_line(maps["misfit/explained"], str(attrs.get("model_name", "the model")), gate.get("snr"),
+                        float(gate.get("alpha", DEFAULT_ALPHA)))
 
 
 def gate_section_summary(section: dict[str, Any]) -> str:
