@@ -211,7 +211,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         self._check(z, self.dim_z, "z")
         if y.shape[0] != z.shape[0]:
             raise ValueError(f"y and z need the same batch size, got {y.shape[0]} and {z.shape[0]}")
-        x_full, _ = self.network(torch.cat([y, z, y.new_zeros(y.shape[0], self.pad_yz)], dim=1), rev=True)
+        x_full = self.network.transform(torch.cat([y, z, y.new_zeros(y.shape[0], self.pad_yz)], dim=1), rev=True)
         return x_full[:, : self.dim_x]
 
     def _split_out(self, out: Tensor) -> tuple[Tensor, Tensor, Tensor]:

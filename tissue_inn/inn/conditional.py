@@ -135,9 +135,8 @@ class ConditionalINN(GeneratorMixin, nn.Module):
         return self.dim_x
 
     def decode(self, c: Tensor, z: Tensor) -> Tensor:
-        """x for one ``(c, z)`` pair per row: the network run backwards."""
-        x, _ = self.forward(z, c, rev=True)
-        return x
+        """x for one ``(c, z)`` pair per row: the network run backwards (no log-determinant)."""
+        return self.network.transform(z, c=self._condition(c, z.shape[0]), rev=True)
 
     def _condition(self, c: Tensor, batch: int) -> Tensor:
         if c.ndim != 2 or c.shape[1] != self.dim_cond:
@@ -174,5 +173,4 @@ class ConditionalINN(GeneratorMixin, nn.Module):
         n_obs = c.shape[0]
         c_rep = c.repeat_interleave(n_draws, dim=0)
         z = normal((n_obs * n_draws, self.dim_x), c, gen)
-        x, _ = self.forward(z, c_rep, rev=True)
-        return x.reshape(n_obs, n_draws, self.dim_x)
+        return self.decode(c_rep, z).reshape(n_obs, n_draws, self.dim_x)

@@ -120,11 +120,12 @@ class MLP(nn.Sequential):
                 layers.append(nn.ReLU(inplace=True))  # in place: no extra activation-sized tensor
         super().__init__(*layers)
         self._scratch = threading.local()
+        self._linears = tuple(m for m in self if isinstance(m, nn.Linear))  # plain tuple: not registered twice
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training or torch.is_grad_enabled():
             return super().forward(x)
-        linears = [m for m in self if isinstance(m, nn.Linear)]
+        linears = self._linears
         h = x
         for k, linear in enumerate(linears[:-1]):
             buf = self._buffer(k % 2, h.shape[0], linear.out_features, h)
@@ -135,8 +136,9 @@ class MLP(nn.Sequential):
 
     def _buffer(self, slot: int, rows: int, width: int, like: Tensor) -> Tensor:
         """A reusable ``[rows, width]`` scratch tensor of this thread (kept per dtype, device and mode)."""
-        store = getattr(self._scratch, "buffers", None)
-        if store is None:
+        try:
+            store = self._scratch.buffers
+        except AttributeError:
             store = self._scratch.buffers = {}
         key = (slot, width, like.dtype, like.device, torch.is_inference_mode_enabled())
         buf = store.get(key)
@@ -198,8 +200,36 @@ class _TwoSidedCoupling(nn.Module):
         self.clamp = float(clamp)
         self.cond_dim = int(cond_dim)
 
-    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self._raw_scale_shift(which, u)
+        return soft_clamp(s, self.clamp), t
+
+    def _raw_scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def transform(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> Tensor:
+        """The block's map without its log-determinant, for evaluation (no autograd): in-place element-wise
+        steps on fresh subnet outputs, the same operations in the same order as :meth:`forward`, hence the
+        same numbers. Inputs are not checked (the caller, :class:`InvertibleSequence`, did)."""
+        a, b = x[:, : self.len1], x[:, self.len1 :]
+        k = self.clamp * _TWO_OVER_PI
+        if not rev:
+            s2, t2 = self._raw_scale_shift(2, _with_cond(b, c, self.cond_dim))
+            if self.clamp > 0:
+                s2 = s2.div_(self.clamp).atan_().mul_(k)
+            v1 = (a * s2.exp_()).add_(t2)
+            s1, t1 = self._raw_scale_shift(1, _with_cond(v1, c, self.cond_dim))
+            if self.clamp > 0:
+                s1 = s1.div_(self.clamp).atan_().mul_(k)
+            return torch.cat([v1, (b * s1.exp_()).add_(t1)], dim=1)
+        s1, t1 = self._raw_scale_shift(1, _with_cond(a, c, self.cond_dim))
+        if self.clamp > 0:
+            s1 = s1.div_(self.clamp).atan_().mul_(k)
+        u2 = (b - t1).mul_(s1.neg_().exp_())
+        s2, t2 = self._raw_scale_shift(2, _with_cond(u2, c, self.cond_dim))
+        if self.clamp > 0:
+            s2 = s2.div_(self.clamp).atan_().mul_(k)
+        return torch.cat([(a - t2).mul_(s2.neg_().exp_()), u2], dim=1)
 
     def forward(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> tuple[Tensor, Tensor]:
         """Run the block.
@@ -266,10 +296,10 @@ class RealNVPCoupling(_TwoSidedCoupling):
         self.s2 = construct(self.len2 + self.cond_dim, self.len1)
         self.t2 = construct(self.len2 + self.cond_dim, self.len1)
 
-    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
+    def _raw_scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
         if which == 1:
-            return soft_clamp(self.s1(u), self.clamp), self.t1(u)
-        return soft_clamp(self.s2(u), self.clamp), self.t2(u)
+            return self.s1(u), self.t1(u)
+        return self.s2(u), self.t2(u)
 
 
 class GLOWCoupling(_TwoSidedCoupling):
@@ -295,12 +325,12 @@ class GLOWCoupling(_TwoSidedCoupling):
         self.subnet1 = construct(self.len1 + self.cond_dim, 2 * self.len2)
         self.subnet2 = construct(self.len2 + self.cond_dim, 2 * self.len1)
 
-    def _scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
+    def _raw_scale_shift(self, which: int, u: Tensor) -> tuple[Tensor, Tensor]:
         if which == 1:
             s, t = self.subnet1(u).chunk(2, dim=1)
         else:
             s, t = self.subnet2(u).chunk(2, dim=1)
-        return soft_clamp(s, self.clamp), t
+        return s, t
 
 
 class ActNorm(nn.Module):

@@ -135,17 +135,45 @@ class InvertibleSequence(nn.Module):
             raise ValueError(f"InvertibleSequence expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
         if self.cond_dim == 0 and c is not None:
             raise ValueError("this network is unconditional (cond_dim=0) but c was given")
+        if self.training or torch.is_grad_enabled():
+            return self._run(x, c, rev)
+        return self._evaluate(x, c, rev, jac=True)
+
+    def transform(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> Tensor:
+        """The map alone (no log-determinant), for sampling: the same output as ``forward(...)[0]``."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"InvertibleSequence expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
+        if self.cond_dim == 0 and c is not None:
+            raise ValueError("this network is unconditional (cond_dim=0) but c was given")
+        if self.training or torch.is_grad_enabled():
+            return self._run(x, c, rev)[0]
+        return self._evaluate(x, c, rev, jac=False)[0]
+
+    def _evaluate(self, x: Tensor, c: Tensor | None, rev: bool, jac: bool) -> tuple[Tensor, Tensor]:
+        """No-gradient evaluation in L2-sized row chunks (see :data:`EVAL_CHUNK_ROWS`)."""
         n = x.shape[0]
         rows = EVAL_CHUNK_ROWS
-        if self.training or torch.is_grad_enabled() or n <= rows + rows // 2:
-            return self._run(x, c, rev)
+        run = self._run if jac else self._run_map_only
+        if n <= rows + rows // 2:
+            return run(x, c, rev)
         out = torch.empty_like(x)
-        log_jac = x.new_empty(n)
+        log_jac = x.new_zeros(n)
         for s in range(0, n, rows):
-            o, lj = self._run(x[s : s + rows], None if c is None else c[s : s + rows], rev)
+            o, lj = run(x[s : s + rows], None if c is None else c[s : s + rows], rev)
             out[s : s + rows] = o
-            log_jac[s : s + rows] = lj
+            if jac:
+                log_jac[s : s + rows] = lj
         return out, log_jac
+
+    def _run_map_only(self, x: Tensor, c: Tensor | None, rev: bool) -> tuple[Tensor, Tensor]:
+        for block in reversed(self.blocks) if rev else self.blocks:
+            if isinstance(block, FixedPermutation):
+                x = torch.index_select(x, 1, block.inverse_perm if rev else block.perm)
+            elif isinstance(block, (RealNVPCoupling, GLOWCoupling)):
+                x = block.transform(x, c, rev)
+            else:
+                x, _ = block(x, c=c, rev=rev)
+        return x, x.new_zeros(x.shape[0])
 
     def _run(self, x: Tensor, c: Tensor | None, rev: bool) -> tuple[Tensor, Tensor]:
         log_jac = x.new_zeros(x.shape[0])
