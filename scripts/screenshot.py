@@ -1,15 +1,23 @@
-"""Make docs/screenshot.png with the application itself (offscreen, ``QWidget.grab``).
+"""Make the README's screenshots with the application itself (offscreen, ``QWidget.grab``).
 
-Opens the main window on the sample image (or a given one) with the default model (or a given
-bundle), clicks a pixel, computes a map overlay and draws two regions, then saves the window.
+Three pictures, each of the real main window on the sample image (or a given one) with the default
+model (or a given bundle):
 
-    python scripts/screenshot.py [--image IMG] [--model BUNDLE] [--out docs/screenshot.png]
+- ``screenshot.png`` — the pixel view: a clicked pixel's posteriors with their values as text
+  ("StO2 38 % [30–46 %]"), an StO2 map over the image, two labelled regions;
+- ``screenshot_pinned.png`` — a pinned comparison: two pinned pixels and the clicked one overlaid,
+  plus a second model (``--compare``, default ``colon_inn``) answering the same click;
+- ``screenshot_folder.png`` — the folder browser on a study folder of three images (copies of the
+  sample at three brightness levels), showing the second image with the previous/next controls.
+
+    python scripts/screenshot.py [--image IMG] [--model BUNDLE] [--compare BUNDLE] [--out-dir docs]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -18,8 +26,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
 ERRORS: list[str] = []
 
 
@@ -34,15 +40,56 @@ def wait_for(app, condition, timeout_s: float, what: str) -> None:
         time.sleep(0.01)
 
 
+def settle(app, n: int = 30) -> None:
+    for _ in range(n):
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def save(win, app, path: Path) -> None:
+    settle(app)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not win.grab().save(str(path), "PNG"):
+        raise SystemExit(f"error: cannot write {path}")
+    print(f"wrote {path}")
+
+
+def click(app, win, row: int, col: int, timeout: float) -> None:
+    win.select_pixel(row, col)
+    wait_for(app, lambda: win.ws.pixel_result is not None and win.ws.pixel_result.request.row == row
+             and win.ws.pixel_result.request.col == col, timeout, f"pixel ({row}, {col})")
+    wait_for(app, lambda: win.workers.n_running == 0, timeout, "the workers")
+    win._on_hover(row, col)
+
+
+def study_folder(image: Path) -> list[Path]:
+    """Three images of one 'study': the sample at three brightness levels."""
+    import h5py
+
+    folder = Path(tempfile.mkdtemp()) / "study_2026-11-29"
+    folder.mkdir()
+    out = []
+    for i, gain in enumerate((0.92, 1.0, 1.06), start=1):
+        target = folder / f"patient07_t{i}.h5"
+        shutil.copyfile(image, target)
+        with h5py.File(target, "r+") as f:
+            name = "reflectance" if "reflectance" in f else next(k for k in f if getattr(f[k], "ndim", 0) == 3)
+            f[name][...] = f[name][...] * gain
+        out.append(target)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", default=None, help="image (default: resources/samples/colon_sample.h5)")
     p.add_argument("--model", default=None, help="bundle folder or shipped name (default: colon_default)")
-    p.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
-    p.add_argument("--pixel", type=int, nargs=2, default=None, metavar=("ROW", "COL"))
-    p.add_argument("--map-draws", type=int, default=100, help="posterior draws per pixel for the map")
-    p.add_argument("--size", default="1680x1000", help="window size WxH")
-    p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--compare", default="colon_inn", help="second model for the pinned comparison ('' = none)")
+    p.add_argument("--out-dir", default=str(REPO / "docs"))
+    p.add_argument("--pixel", type=int, nargs=2, default=(60, 200), metavar=("ROW", "COL"))
+    p.add_argument("--pins", type=int, nargs=4, default=(120, 100, 175, 70), metavar=("R1", "C1", "R2", "C2"))
+    p.add_argument("--map-draws", type=int, default=64, help="posterior draws per pixel for the map")
+    p.add_argument("--size", default="1600x960", help="window size WxH")
+    p.add_argument("--timeout", type=float, default=1800.0)
     args = p.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -54,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     image = Path(args.image) if args.image else REPO / "resources" / "samples" / "colon_sample.h5"
     if not image.is_file():
         raise SystemExit(f"error: image {image} not found; pass --image")
+    out_dir = Path(args.out_dir)
     app = QApplication.instance() or QApplication(["tissue-inn"])
 
     def record(parent, title, text, *rest, **kw):  # a modal dialog would block an offscreen run forever
@@ -61,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return QMessageBox.StandardButton.Ok
 
     QMessageBox.critical = record
+    QMessageBox.question = lambda *a, **k: QMessageBox.StandardButton.Yes
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "screenshot.ini"), QSettings.Format.IniFormat)
     win = MainWindow(Workspace(n_draws_pixel=4096, n_draws_map=args.map_draws), settings=settings)
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -70,42 +119,49 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {ERRORS}", file=sys.stderr)
         return 2
     rows, cols = win.ws.shape
-    # a pixel: given, or the valid pixel nearest the image centre
-    if args.pixel:
-        row, col = args.pixel
-    else:
-        import numpy as np
 
-        rr, cc = np.nonzero(win.ws.valid)
-        k = int(np.argmin((rr - rows * 0.45) ** 2 + (cc - cols * 0.4) ** 2))
-        row, col = int(rr[k]), int(cc[k])
-    # two regions to compare
+    # 1. the pixel view: regions, an StO2 map, a clicked pixel with its values as text
     win.add_region("rect", {"x": cols * 0.08, "y": rows * 0.1, "w": cols * 0.2, "h": rows * 0.18})
-    win.add_region("ellipse", {"x": cols * 0.62, "y": rows * 0.6, "w": cols * 0.25, "h": rows * 0.22})
-    # the map (without the predictive residual: one forward solve per pixel is slow on a CPU)
-    win.maps_panel.predictive.setChecked(False)
+    win.add_region("ellipse", {"x": cols * 0.55, "y": rows * 0.62, "w": cols * 0.25, "h": rows * 0.2})
+    win.rename_region("R1", "control")
+    win.rename_region("R2", "ischemic?")
+    win.maps_panel.predictive.setChecked(False)  # one forward solve per pixel is slow on a CPU
     t0 = time.monotonic()
     win.compute_maps("image")
-    wait_for(app, lambda: win.ws.maps is not None, args.timeout, "the maps")
+    wait_for(app, lambda: win.ws.maps is not None and not win.workers.n_running, args.timeout, "the maps")
     print(f"maps: {rows}x{cols} px x {args.map_draws} draws in {time.monotonic() - t0:.1f} s")
     win.maps_panel.select("sao2", "median")
     win.maps_panel.opacity.setValue(55)
-    shown = []
-    win.predictiveShown.connect(shown.append)
-    win.select_pixel(row, col)
-    wait_for(app, lambda: win.ws.pixel_result is not None, args.timeout, "the pixel posterior")
-    if getattr(win.ws.posterior, "has_forward_model", False):
-        wait_for(app, lambda: bool(shown), args.timeout, "the predictive check")
-    win._on_hover(row, col)
-    wait_for(app, lambda: win.workers.n_running == 0, args.timeout, "the workers")
-    for _ in range(30):
-        app.processEvents()
-        time.sleep(0.02)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not win.grab().save(str(out), "PNG"):
-        raise SystemExit(f"error: cannot write {out}")
-    print(f"wrote {out} (pixel row {row}, col {col})")
+    click(app, win, *args.pixel, args.timeout)
+    save(win, app, out_dir / "screenshot.png")
+
+    # 2. a pinned comparison (and a second model on the same click)
+    win.maps_panel.btn_hide.setChecked(True)
+    r1, c1, r2, c2 = args.pins
+    for r, c in ((r1, c1), (r2, c2)):
+        click(app, win, r, c, args.timeout)
+        win.pin_pixel()
+    if args.compare:
+        win.compare_with_model(args.compare)
+    click(app, win, *args.pixel, args.timeout)
+    save(win, app, out_dir / "screenshot_pinned.png")
+    win.clear_pins()
+    if args.compare:
+        win.compare_with_model(None)
+
+    # 3. the folder browser
+    win.ws.maps_saved = True  # nothing to ask about here
+    study = study_folder(image)
+    win.open_image(study[0])
+    win.next_image()
+    win.tabs.setCurrentIndex(1)
+    win.regions_panel.draws.setValue(16)
+    win.compute_regions()
+    wait_for(app, lambda: not win.workers.n_running and win.ws.region_stats, args.timeout, "the regions")
+    win._show_regions()
+    win.file_menu_hint = None
+    win.statusBar().showMessage("Page Down / ▶: next image in the folder · Page Up / ◀: previous", 60000)
+    save(win, app, out_dir / "screenshot_folder.png")
     win.close()
     return 0
 

@@ -27,7 +27,7 @@ def mock_workspace(h: int = 4, w: int = 5) -> tuple[Workspace, MagicMock]:
     posterior.band_centers_nm = np.array([500.0, 600.0])
     posterior.device = "cpu"
     posterior.tissue = None
-    posterior.pixel.side_effect = lambda y, n_draws, seed, predictive_draws: SimpleNamespace(
+    posterior.pixel.side_effect = lambda y, n_draws, seed, predictive_draws, snr, misfit: SimpleNamespace(
         samples=np.tile(y[:2], (n_draws, 1)), summaries={}, predictive=None
     )
     data = np.full((h, w, 2), 0.2, dtype=np.float32)
@@ -57,7 +57,8 @@ def test_click_request_answer_and_stale_drop_without_a_network():
     assert second.ground_truth == {"sao2": 0.5} and second.n_draws == 8 and second.seed == 4
     r1, r2 = ws.compute_pixel(first), ws.compute_pixel(second)
     assert posterior.pixel.call_count == 2
-    assert posterior.pixel.call_args.kwargs == {"n_draws": 8, "seed": 4, "predictive_draws": 0}
+    expect = {"n_draws": 8, "seed": 4, "predictive_draws": 0, "snr": None, "misfit": True}
+    assert posterior.pixel.call_args.kwargs == expect
     assert not ws.accept_pixel(r1) and ws.accept_pixel(r2) and ws.pixel_result is r2
 
 
@@ -102,3 +103,11 @@ def test_nothing_loaded_says_what_to_do():
         ws.rgb()
     with pytest.raises(TissueInnError, match="load a model"):
         ws.n_latent()
+
+
+def test_workspace_counts_unexplained_pixels():
+    ws = Workspace()
+    explained = np.array([[True, False], [False, True]])
+    ws.maps = SimpleNamespace(explained=explained, mask=np.array([[True, True], [True, False]]))
+    flagged, legend = ws.unexplained()
+    assert flagged.tolist() == [[False, True], [True, False]] and legend.startswith("2 pixels (67 %)")

@@ -86,6 +86,9 @@ class ImageView(QWidget):
         self.placeholder.setStyleSheet("background:#1e1e1e; color:#d0d0d0; font-size:11pt")
         self.mask_legend = QLabel("")
         self.mask_legend.setVisible(False)
+        self.misfit_legend = QLabel("")
+        self.misfit_legend.setVisible(False)
+        self.misfit_legend.setWordWrap(True)
         self.mask_legend.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -93,6 +96,7 @@ class ImageView(QWidget):
         lay.addWidget(self.placeholder, 1)
         lay.addWidget(self.graphics, 1)
         lay.addWidget(self.mask_legend)
+        lay.addWidget(self.misfit_legend)
         self.graphics.setVisible(False)
         self.view = DrawViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.plot = self.graphics.addPlot(row=0, col=0, viewBox=self.view)
@@ -109,6 +113,9 @@ class ImageView(QWidget):
         self.masked = pg.ImageItem()
         self.masked.setZValue(12)
         self.view.addItem(self.masked)
+        self.unexplained = pg.ImageItem()
+        self.unexplained.setZValue(11)
+        self.view.addItem(self.unexplained)
         self.pins = pg.ScatterPlotItem(size=12, symbol="o", pen=pg.mkPen("#ffffff", width=1.5))
         self.pins.setZValue(49)
         self.view.addItem(self.pins)
@@ -160,6 +167,22 @@ class ImageView(QWidget):
             f"<span style='color:rgb{MASK_COLOR}'>▨</span> masked pixels ({int(bad.sum())}): {legend}"
         )
         self.mask_legend.setVisible(True)
+
+    def set_unexplained(self, flagged: np.ndarray | None, legend: str = "") -> None:
+        """Grey out (hatched) the pixels the model does not explain, with a legend entry and their count."""
+        if flagged is None or not np.any(flagged):
+            self.unexplained.clear()
+            self.misfit_legend.setVisible(bool(legend) and flagged is not None)
+            self.misfit_legend.setText(f"<span style='color:#808080'>▨</span> {legend}" if legend else "")
+            return
+        h, w = flagged.shape
+        rgba = np.zeros((h, w, 4), dtype=np.ubyte)
+        hatch = (np.arange(h)[:, None] - np.arange(w)[None, :]) % 3 == 0
+        rgba[flagged, :3] = 128
+        rgba[flagged, 3] = np.where(hatch[flagged], 255, 170)
+        self.unexplained.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.misfit_legend.setText(f"<span style='color:#808080'>▨</span> {legend}")
+        self.misfit_legend.setVisible(True)
 
     def mark_pins(self, pins: list[tuple[int, int, str]]) -> None:
         """Pinned pixels ``(row, col, colour)`` as coloured dots."""

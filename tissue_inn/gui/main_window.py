@@ -1,14 +1,14 @@
 """The main window: image + spectrum on the left; pixel posterior, regions, maps, latent explorer on the
 right. All state and logic live in :class:`tissue_inn.workspace.Workspace`; slow work runs in workers.
 
-The pixel side (clicks, pins, a second model, the latent explorer) is in
-:mod:`~tissue_inn.gui.window_pixels`, the results side (maps, regions, exports) in
-:mod:`~tissue_inn.gui.window_results`; this module holds the layout, the menus, files and folders.
+Files, folders and models are handled in :mod:`~tissue_inn.gui.window_files`, the pixel side (clicks,
+pins, a second model, the SNR, the latent explorer) in :mod:`~tissue_inn.gui.window_pixels`, the
+results side (maps, regions, exports) in :mod:`~tissue_inn.gui.window_results`; this module holds the
+layout, the menus, the status line and the image display.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from PySide6.QtCore import QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -33,17 +32,15 @@ from tissue_inn.errors import TissueInnError
 from tissue_inn.gui.image_view import ImageView
 from tissue_inn.gui.latent_explorer import LatentExplorer
 from tissue_inn.gui.maps_panel import MapsPanel
-from tissue_inn.gui.model_dialog import ModelCardDialog, badge_style
-from tissue_inn.gui.open_dialog import OpenImageDialog
+from tissue_inn.gui.model_dialog import badge_style
 from tissue_inn.gui.posterior_panel import PosteriorPanel, SpectrumPlot
 from tissue_inn.gui.regions import RegionsPanel
+from tissue_inn.gui.window_files import FilesMixin
 from tissue_inn.gui.window_pixels import CLICK_HINT, PixelsMixin
 from tissue_inn.gui.window_results import ResultsMixin
 from tissue_inn.gui.workers import StopFlag, WorkerRegistry
-from tissue_inn.workspace import Workspace, push_recent, step_image
-from tissue_inn.workspace.browse import References, references_for, remember_references
-from tissue_inn.workspace.images import image_filter, image_suffixes, reason_names
-from tissue_inn.workspace.models import bundle_folder_of
+from tissue_inn.workspace import Workspace, step_image
+from tissue_inn.workspace.images import image_suffixes, reason_names
 from tissue_inn.workspace.trust import calibration_badge
 
 __all__ = ["MainWindow"]
@@ -55,7 +52,7 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
+class MainWindow(FilesMixin, PixelsMixin, ResultsMixin, QMainWindow):
     """The tissue_inn desktop application.
 
     Args:
@@ -102,6 +99,7 @@ class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
         self._rois: dict[str, Any] = {}
         self._roi_labels: dict[str, Any] = {}
         self._model_warning: str | None = None
+        self._snr_warning: str | None = None
         self._build()
         self._build_menus()
         self._refresh_status()
@@ -211,6 +209,8 @@ class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
         self.btn_next.clicked.connect(self.next_image)
         self.posterior_panel.pinRequested.connect(self.pin_pixel)
         self.posterior_panel.clearPinsRequested.connect(self.clear_pins)
+        self.posterior_panel.snrChanged.connect(self.set_snr)
+        self.posterior_panel.snrEstimateRequested.connect(self.estimate_snr)
         self.maps_panel.computeRequested.connect(self.compute_maps)
         self.maps_panel.cancelRequested.connect(self.cancel_maps)
         self.maps_panel.displayChanged.connect(self._show_map)
@@ -309,229 +309,6 @@ class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
         self.btn_next.setEnabled(step_image(path, 1, suffixes) is not None)
         self.image_name.setText(f"<b>{path.name}</b> &nbsp; <span style='color:#707070'>{path.parent}</span>")
 
-    # ================================================================== files and folders
-    def _list_setting(self, key: str) -> list[str]:
-        value = self.settings.value(key, [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def recent_files(self) -> list[str]:
-        return self._list_setting("recent_files")
-
-    def recent_folders(self) -> list[str]:
-        return self._list_setting("recent_folders")
-
-    def _references_memory(self) -> dict[str, dict[str, str]]:
-        try:
-            value = json.loads(str(self.settings.value("references", "{}") or "{}"))
-        except json.JSONDecodeError:
-            value = {}
-        return value if isinstance(value, dict) else {}
-
-    def remembered_references(self, image: str | Path) -> References:
-        return references_for(self._references_memory(), image)
-
-    def _remember(self, path: str | Path, refs: References | None = None) -> None:
-        self.settings.setValue("recent_files", push_recent(self.recent_files(), path))
-        self.settings.setValue("recent_folders", push_recent(self.recent_folders(), Path(path).parent))
-        if refs is not None:
-            self.settings.setValue("references", json.dumps(remember_references(self._references_memory(), path, refs)))
-        self.settings.sync()
-        self._rebuild_recent()
-
-    def _rebuild_recent(self) -> None:
-        for menu, items, slot in (
-            (self.recent_menu, self.recent_files(), self.open_image),
-            (self.folders_menu, self.recent_folders(), self.open_folder),
-        ):
-            menu.clear()
-            for f in items:
-                act = QAction(f, self)
-                act.triggered.connect(lambda *_, f=f, slot=slot: slot(f))
-                menu.addAction(act)
-            menu.setEnabled(bool(items))
-
-    def open_image_dialog(self) -> None:
-        start = str(self.ws.image_path.parent) if self.ws.image_path else ""
-        dlg = OpenImageDialog(image_filter(), lambda p: self.remembered_references(p), start, self)
-        if dlg.exec():
-            path, refs = dlg.choice()
-            if str(path):
-                self.open_image(path, refs)
-
-    def open_folder(self, folder: str | Path) -> bool:
-        """Open the first image of a folder (then click through it with Page Down)."""
-        from tissue_inn.workspace.browse import folder_images
-
-        images = folder_images(folder, image_suffixes())
-        if not images:
-            self.show_error("No images", f"{folder} holds no image this application can read")
-            return False
-        return self.open_image(images[0])
-
-    def next_image(self) -> bool:
-        return self._step_image(1)
-
-    def previous_image(self) -> bool:
-        return self._step_image(-1)
-
-    def _step_image(self, step: int) -> bool:
-        if self.ws.image_path is None:
-            return False
-        target = step_image(self.ws.image_path, step, image_suffixes())
-        if target is None:
-            self.statusBar().showMessage("no further image in this folder", 4000)
-            return False
-        return self.open_image(target)
-
-    def _discard_ok(self, action: str) -> bool:
-        """Ask before results are discarded (maps computed and not exported)."""
-        if not self.ws.has_unsaved_maps:
-            return True
-        answer = QMessageBox.question(
-            self,
-            "Discard the maps?",
-            f"The maps of {self.ws.image_path.name if self.ws.image_path else 'this image'} were not exported. "
-            f"{action} discards them. Continue?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
-
-    def open_image(self, path: str | Path, refs: References | None = None) -> bool:
-        """Load an image (with the references given, or those remembered for its folder); errors (corrupt
-        file, bands that do not fit the model) become a dialog."""
-        if not self._discard_ok("Opening another image"):
-            return False
-        refs = refs if refs is not None else self.remembered_references(path)
-        try:
-            self.ws.load_image(path, white=refs.white, dark=refs.dark)
-        except Exception as exc:  # noqa: BLE001 — every failure is reported, none crashes the app
-            self.show_error("Cannot open image", exc)
-            return False
-        self._remember(path, refs)
-        self._after_image_change()
-        used = f" (white {refs.white.name}" + (f", dark {refs.dark.name})" if refs.dark else ")") if refs.white else ""
-        self.statusBar().showMessage(f"opened {path}{used}", 6000)
-        return True
-
-    def load_model_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Load model bundle (folder with model_card.json)")
-        if folder:
-            self.load_model(folder)
-
-    def compare_model_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Second model to compare (folder with model_card.json)")
-        if folder:
-            self.compare_with_model(folder)
-
-    def load_model(self, name_or_path: str | Path | None = None, device: str | None = None) -> bool:
-        """Load a model bundle; a model whose bands do not match the image is refused with a dialog."""
-        if not self._discard_ok("Loading another model"):
-            return False
-        if self.workers.n_running:
-            self.workers.stop_and_wait(5000)
-        try:
-            self.ws.load_model(name_or_path, device=device)
-        except Exception as exc:  # noqa: BLE001
-            self.show_error("Cannot load model", exc)
-            return False
-        self._after_model_change()
-        return True
-
-    def _after_model_change(self) -> None:
-        badge = calibration_badge(self.ws.card)
-        self._model_warning = (
-            f"⚠ <b>{self.ws.model_name} is {badge.status}</b>: {badge.detail}" if badge.warn else None
-        )
-        if badge.warn:
-            self.statusBar().showMessage(f"warning: {self.ws.model_name} is {badge.status}", 10000)
-        self.posterior_panel.configure(self.ws)
-        self.regions_panel.histograms.configure(self.ws)
-        self._configure_latent()
-        self._clear_results()
-        self._refresh_status()
-
-    def show_model_card(self) -> ModelCardDialog | None:
-        if not self.ws.has_model:
-            self.show_error("No model", "load a model bundle first")
-            return None
-        dlg = ModelCardDialog(self.ws.card, self.ws.model_path, self)
-        dlg.show()
-        return dlg
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802
-        for url in event.mimeData().urls():
-            self.open_dropped(url.toLocalFile())
-        event.acceptProposedAction()
-
-    def open_dropped(self, path: str) -> None:
-        """A dropped bundle folder (or its card) loads the model, a folder opens its first image, a file opens."""
-        bundle = bundle_folder_of(path)
-        if bundle is not None:
-            self.load_model(bundle)
-        elif Path(path).is_dir():
-            self.open_folder(path)
-        else:
-            self.open_image(Path(path))
-
-    # ================================================================== launch: window first, then the work
-    def load_in_background(self, model: str | Path | None, image: str | Path | None, device: str | None = None) -> None:
-        """Read the model and then the image in worker threads behind a busy indicator (the window is
-        already painted); errors become dialogs as usual."""
-        from tissue_inn.workspace.images import load_image
-        from tissue_inn.workspace.models import load_model
-
-        self.busy.setVisible(True)
-        self.statusBar().showMessage("loading the model …")
-
-        def done(ok: bool) -> None:
-            self.busy.setVisible(False)
-            self.loadingEnded.emit(ok)
-
-        def image_loaded(loaded) -> None:
-            try:
-                self.ws.set_image(loaded)
-            except Exception as exc:  # noqa: BLE001
-                self.show_error("Cannot open image", exc)
-                done(False)
-                return
-            self._remember(loaded.path, References(loaded.white, loaded.dark))
-            self._after_image_change()
-            self.statusBar().showMessage(f"opened {loaded.path}", 4000)
-            done(True)
-
-        def start_image() -> None:
-            if image is None:
-                done(True)
-                return
-            self.statusBar().showMessage(f"loading {Path(image).name} …")
-            refs = self.remembered_references(image)
-            self.workers.start(
-                load_image, image, refs.white, refs.dark, name="load image", on_returned=image_loaded,
-                on_errored=lambda exc: (self.show_error("Cannot open image", exc), done(False)),
-            )
-
-        def model_loaded(model_obj) -> None:
-            try:
-                self.ws.set_model(model_obj)
-            except Exception as exc:  # noqa: BLE001
-                self.show_error("Cannot load model", exc)
-                done(False)
-                return
-            self._after_model_change()
-            start_image()
-
-        self.workers.start(
-            load_model, model, device, name="load model", on_returned=model_loaded,
-            on_errored=lambda exc: (self.show_error("Cannot load model", exc), start_image()),
-        )
-
     # ================================================================== image display
     def _after_image_change(self) -> None:
         self._remove_rois()
@@ -582,6 +359,12 @@ class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
     def _clear_results(self) -> None:
         self.posterior_panel.clear()
         self.posterior_panel.set_banner(self._model_warning)
+        if self.ws.has_model:
+            lo_hi = self.ws.model.snr_range
+            self.posterior_panel.snr.setToolTip(
+                self.posterior_panel.snr.toolTip().split("\n")[0]
+                + (f"\n{self.ws.model_name} was trained for SNR {lo_hi[0]:g}–{lo_hi[1]:g}." if lo_hi else "")
+            )
         if self.ws.has_model and self.ws.has_image:
             self.posterior_panel.show_priors(self.ws, CLICK_HINT)
         elif self.ws.has_model:
@@ -592,6 +375,7 @@ class MainWindow(PixelsMixin, ResultsMixin, QMainWindow):
         self.image_view.mark_pixel(None, None)
         self.image_view.mark_pins([])
         self.image_view.set_overlay(None)
+        self.image_view.set_unexplained(None)
         self.maps_panel.set_available([], {})
         self.maps_panel.set_kind("")
         self.latent.grid = None

@@ -78,6 +78,15 @@ class MapsPanel(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.eta = QLabel("")
+        self.kind_choice = QComboBox()
+        self.kind_choice.addItem("exact (the network's draws)", "exact")
+        self.kind_choice.addItem("instant (amortised quantile network)", "amortised")
+        self.kind_choice.setToolTip(
+            "Exact maps summarise the network's posterior draws per pixel (slow, the truth); instant maps come "
+            "from the bundle's small quantile network in one pass (only when the bundle has one)"
+        )
+        self.preview = QCheckBox("coarse preview first, then refine")
+        self.preview.setToolTip("Show a whole-image first look within seconds, then refine it row by row")
         self.kind = QLabel("")
         self.kind.setWordWrap(True)
         self.kind.setToolTip("Which kind of map is shown: exact (the network's draws per pixel) or incomplete")
@@ -86,7 +95,9 @@ class MapsPanel(QWidget):
         self.btn_region.setToolTip("Map only the selected region (faster)")
         self.btn_cancel.setToolTip("Stop; the rows computed so far are kept and marked incomplete")
         cl = QVBoxLayout(compute)
+        cl.addWidget(self.kind_choice)
         cl.addWidget(self.draws)
+        cl.addWidget(self.preview)
         cl.addWidget(self.predictive)
         row = QHBoxLayout()
         row.addWidget(self.btn_image)
@@ -148,6 +159,12 @@ class MapsPanel(QWidget):
         if running:
             self.progress.setValue(0)
             self.eta.setText("starting …")
+
+    def allow_amortised(self, allowed: bool) -> None:
+        """Offer instant maps only for bundles with an amortised network."""
+        self.kind_choice.model().item(1).setEnabled(allowed)
+        if not allowed:
+            self.kind_choice.setCurrentIndex(0)
 
     def set_kind(self, text: str) -> None:
         """Say which kind of map is shown."""

@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tissue_inn.workspace import Workspace, parameter_groups
 from tissue_inn.workspace.labels import ParameterLabel, label_for
@@ -154,6 +163,8 @@ class PosteriorPanel(QWidget):
 
     pinRequested = Signal()
     clearPinsRequested = Signal()
+    snrChanged = Signal(float)  # 0: the model's nominal SNR
+    snrEstimateRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None, title: str = "", pinning: bool = False) -> None:
         super().__init__(parent)
@@ -169,9 +180,25 @@ class PosteriorPanel(QWidget):
         self.btn_pin.setToolTip("Keep this pixel's posterior on the plots to compare with the next clicks (up to 4)")
         self.btn_clear_pins = QPushButton("Clear pins")
         self.btn_clear_pins.setToolTip("Remove all pinned pixels")
+        self.snr = QDoubleSpinBox()
+        self.snr.setRange(0.0, 1000.0)
+        self.snr.setDecimals(1)
+        self.snr.setSingleStep(1.0)
+        self.snr.setSpecialValueText("model's nominal")
+        self.snr.setPrefix("SNR ")
+        self.snr.setKeyboardTracking(False)
+        self.snr.setToolTip(
+            "The measurement's signal-to-noise ratio; models conditioned on it use it for every click, map and "
+            "region. 0 = the model's nominal SNR. Recorded in every export."
+        )
+        self.btn_snr = QPushButton("estimate")
+        self.btn_snr.setToolTip("Estimate the SNR from the image (differences of neighbouring pixels)")
         tools = QHBoxLayout()
         tools.addWidget(self.informed_only)
         tools.addStretch(1)
+        for w in (self.snr, self.btn_snr):
+            w.setVisible(pinning)
+            tools.addWidget(w)
         for b in (self.btn_pin, self.btn_clear_pins):
             b.setVisible(pinning)
             tools.addWidget(b)
@@ -190,6 +217,8 @@ class PosteriorPanel(QWidget):
         self._groups: list[tuple[str, list[str]]] = []
         self.informed_only.toggled.connect(lambda *_: self._relayout())
         self.btn_pin.clicked.connect(self.pinRequested)
+        self.snr.valueChanged.connect(lambda v: self.snrChanged.emit(float(v)))
+        self.btn_snr.clicked.connect(self.snrEstimateRequested)
         self.btn_clear_pins.clicked.connect(self.clearPinsRequested)
 
     def set_banner(self, html: str | None, level: str = "warning") -> None:
@@ -248,7 +277,8 @@ class PosteriorPanel(QWidget):
         self.header.setText(hint)
 
     def show_pixel(
-        self, workspace: Workspace, extra: Sequence[tuple[str, np.ndarray, str]] = (), title: str = ""
+        self, workspace: Workspace, extra: Sequence[tuple[str, np.ndarray, str]] = (), title: str = "",
+        muted: bool = False,
     ) -> None:
         """Show the workspace's current pixel posterior, with ``extra`` posteriors ``(label, samples, colour)``
         (pins, a second model) overlaid."""
@@ -266,6 +296,7 @@ class PosteriorPanel(QWidget):
             series += [(label, others[label][name]["posterior"], color) for label, _, color in extra]
             p.show(h["edges"], h["prior"], series)
             p.mark(result.summaries.get(name, {}), result.ground_truth.get(name), texts.get(name, ""))
+            p.plot.setOpacity(0.45 if muted else 1.0)  # a pixel the model does not explain: shown, de-emphasised
         req = result.request
         gt = " · dashed: ground truth" if result.ground_truth else ""
         legend = "".join(f" · <span style='color:{c}'>■ {label}</span>" for label, _, c in extra)
@@ -356,6 +387,8 @@ class SpectrumPlot(QWidget):
         wl = np.asarray(wavelengths_nm, float)
         self.clicked.setData(wl, np.asarray(spectrum, float))
         self._fit(wl, [np.asarray(spectrum, float)] + (list(predictive.values()) if predictive else []))
+        self.band90.setVisible(bool(predictive))
+        self.band68.setVisible(bool(predictive))
         if predictive:
             self.band90_lo.setData(wl, predictive["q05"])
             self.band90_hi.setData(wl, predictive["q95"])
@@ -367,5 +400,7 @@ class SpectrumPlot(QWidget):
                 item.setData([], [])
 
     def clear(self) -> None:
+        self.band90.setVisible(False)
+        self.band68.setVisible(False)
         for item in (self.band90_lo, self.band90_hi, self.band68_lo, self.band68_hi, self.predicted, self.clicked, self.hover):
             item.setData([], [])

@@ -11,6 +11,8 @@ import numpy as np
 from tissue_inn.errors import TissueInnError
 from tissue_inn.workspace import PixelResult, Workspace
 from tissue_inn.workspace.compare import COMPARE_COLOR
+from tissue_inn.workspace.snr import snr_text
+from tissue_inn.workspace.trust import calibration_badge
 
 if TYPE_CHECKING:
     from tissue_inn.gui.main_window import MainWindow
@@ -80,9 +82,10 @@ class PixelsMixin:
         self.posterior_panel.set_banner(text, "error")
         self.posterior_panel.header.setText(f"<span style='color:#b00000'>{text}</span>")
         y = self.ws.model_spectrum(row, col)
-        self.spectrum.set_pixel(self.ws.band_centers_nm, np.where(np.isfinite(y), y, np.nan), None)
-        if not np.all(np.isfinite(y)):
-            self.spectrum.clicked.setData([], [])
+        if np.all(np.isfinite(y)):
+            self.spectrum.set_pixel(self.ws.band_centers_nm, y, None)
+        else:
+            self.spectrum.set_pixel(self.ws.band_centers_nm[:0], y[:0], None)  # nothing to draw
         self.statusBar().showMessage(text, 8000)
         self.pixelMasked.emit(row, col)
 
@@ -118,17 +121,28 @@ class PixelsMixin:
             r = self.ws.compare_result.request
             cur = self.ws.pixel_result.request if self.ws.pixel_result is not None else None
             if cur is not None and (r.row, r.col) == (cur.row, cur.col):
-                extra.append((self.ws.compare_model.name, self.ws.compare_result.samples, COMPARE_COLOR))
+                badge = calibration_badge(self.ws.compare_model.card)
+                label = self.ws.compare_model.name + (f" ({badge.status})" if badge.warn else "")
+                extra.append((label, self.ws.compare_result.samples, COMPARE_COLOR))
         return extra
 
     def _redraw_pixel(self: MainWindow) -> None:
-        self.posterior_panel.show_pixel(self.ws, self._extra_series(), f" · model {self.ws.model_name}")
+        result = self.ws.pixel_result
+        snr = snr_text(result.request.snr if result else self.ws.snr, self.ws.nominal_snr)
+        muted = result is not None and result.explained is False
+        self.posterior_panel.show_pixel(self.ws, self._extra_series(), f" · model {self.ws.model_name} · {snr}", muted)
         self.image_view.mark_pins([(p.result.request.row, p.result.request.col, p.color) for p in self.ws.pins.items])
 
     def _on_pixel(self: MainWindow, result: PixelResult) -> None:
         if not self.ws.accept_pixel(result):
             return
-        self.posterior_panel.set_banner(self._model_warning)
+        if result.misfit_message:  # the gate: not explained by this model at its 1 % false-alarm level
+            self.posterior_panel.set_banner(
+                f"⚠ <b>Not explained by {self.ws.model_name}</b>: {result.misfit_message} The histograms are "
+                "shown faded: read them with care.", "error"
+            )
+        else:
+            self.posterior_panel.set_banner(self._model_warning)
         self._redraw_pixel()
         req = result.request
         self.spectrum.set_pixel(self.ws.band_centers_nm, req.spectrum, None)
@@ -176,6 +190,39 @@ class PixelsMixin:
             row, col = self._pending_pixel
             self._pending_pixel = None
             self._start_pixel(row, col)
+
+    # ------------------------------------------------------------------ the measurement's noise level
+    def set_snr(self: MainWindow, value: float | None) -> None:
+        """Use this SNR for every later click, map and region (None or 0: the model's nominal)."""
+        value = None if not value else float(value)
+        try:
+            warning = self.ws.set_snr(value)
+        except TissueInnError as exc:
+            self.show_error("Invalid SNR", exc)
+            return
+        self._snr_warning = warning
+        if warning:
+            self.posterior_panel.set_banner(f"⚠ {warning}")
+            self.statusBar().showMessage(warning, 10000)
+        if self.posterior_panel.snr.value() != (value or 0.0):
+            self.posterior_panel.snr.blockSignals(True)
+            self.posterior_panel.snr.setValue(value or 0.0)
+            self.posterior_panel.snr.blockSignals(False)
+        if self.ws.pixel_result is not None and self._probe is not None:
+            self.select_pixel(*self._probe)  # the shown pixel, again at the new SNR
+
+    def estimate_snr(self: MainWindow) -> None:
+        """Estimate the SNR from the image in a worker; the answer fills the SNR field (and says how)."""
+        if not self.ws.has_image:
+            return
+        from tissue_inn.workspace.snr import estimate_image_snr
+
+        self.statusBar().showMessage("estimating the noise level from the image …")
+        self.workers.start(
+            estimate_image_snr, self.ws.image, name="snr",
+            on_returned=lambda est: (self.set_snr(est.value), self.statusBar().showMessage(f"estimated: {est.text}", 10000)),
+            on_errored=lambda exc: self.show_error("Cannot estimate the SNR", exc),
+        )
 
     # ------------------------------------------------------------------ pins and a second model
     def pin_pixel(self: MainWindow) -> None:

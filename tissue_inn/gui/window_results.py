@@ -48,7 +48,8 @@ class ResultsMixin:
                 return
         try:
             job = self.ws.new_map_job(
-                roi, n_draws=self.maps_panel.draws.value(), predictive=self.maps_panel.predictive.isChecked()
+                roi, n_draws=self.maps_panel.draws.value(), predictive=self.maps_panel.predictive.isChecked(),
+                kind=self.maps_panel.kind_choice.currentData(), preview=self.maps_panel.preview.isChecked(),
             )
         except Exception as exc:  # noqa: BLE001
             self.show_error("Cannot compute maps", exc)
@@ -77,9 +78,12 @@ class ResultsMixin:
             dt = time.monotonic() - self._map_t0
             eta = dt * (1 - frac) / frac if frac > 0 else float("inf")
         self.maps_panel.set_progress(frac, f"{p.done} / {p.total} · {format_eta(float(eta))} · {p.message}")
-        partial = p.extra.get("partial") if isinstance(p.extra, dict) else None
-        if partial is not None and self._map_job is not None and self.ws.accept_maps(self._map_job, partial):
-            self._show_maps()  # progressive: the rows computed so far, refined in place
+        live = p.extra.get("result") if isinstance(p.extra, dict) else None
+        if live is not None and self._map_job is not None and self.ws.accept_maps(self._map_job, live):
+            if self.maps_panel.parameter.count() == 0:
+                self._show_maps()  # progressive: the first rows (or the coarse preview) appear at once
+            else:
+                self._show_map()  # the same maps, filled in further
 
     def _show_maps(self: MainWindow) -> None:
         params = self.ws.map_parameters()
@@ -133,6 +137,8 @@ class ResultsMixin:
             img, (lo, hi), self.maps_panel.cmap.currentText(), self.maps_panel.opacity.value() / 100.0, label, scale
         )
         self.maps_panel.set_kind(self.ws.map_kind())
+        flagged, legend = self.ws.unexplained()
+        self.image_view.set_unexplained(flagged, legend)
 
     # ================================================================== regions
     def _on_add_region(self: MainWindow, kind: str) -> None:

@@ -55,6 +55,9 @@ class MapJob:
     posterior: Posterior = field(repr=False, compare=False)
     cube: Cube = field(repr=False, compare=False)
     predictive: bool = True
+    snr: float | None = None
+    kind: str = "exact"
+    preview: bool = False
 
 
 def run_map_job(job: MapJob, should_stop: Callable[[], bool] | None = None) -> Generator[Progress, None, MapResult]:
@@ -70,6 +73,9 @@ def run_map_job(job: MapJob, should_stop: Callable[[], bool] | None = None) -> G
             roi_mask=job.roi_mask,
             should_stop=should_stop,
             predictive="median" if job.predictive else None,
+            snr=job.snr,
+            kind=job.kind,
+            preview=job.preview,
         )
     )
 

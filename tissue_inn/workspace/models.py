@@ -61,6 +61,11 @@ class LoadedModel:
         return np.asarray(self.posterior.band_centers_nm, dtype=float)
 
     @property
+    def has_amortised(self) -> bool:
+        """The bundle carries an amortised quantile network (instant maps)."""
+        return bool(getattr(self.posterior, "has_amortised", False))
+
+    @property
     def snr_range(self) -> tuple[float, float] | None:
         """The SNR range the model was trained on (from its noise model), or None."""
         noise = self.card.get("noise_model") or (self.card.get("camera") or {}).get("noise") or {}

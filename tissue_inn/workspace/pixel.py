@@ -74,6 +74,17 @@ class PixelResult:
     def summaries(self) -> dict[str, dict[str, float]]:
         return self.pixel.summaries
 
+    @property
+    def explained(self) -> bool | None:
+        """The misfit gate's verdict (None: the model has no calibrated gate)."""
+        return self.pixel.explained
+
+    @property
+    def misfit_message(self) -> str | None:
+        """The gate's sentence (residual and its expected range) when the pixel is not explained."""
+        v = self.pixel.verdict
+        return None if v is None or v.explained else str(v.message)
+
 
 def compute_pixel(request: PixelRequest) -> PixelResult:
     """The posterior of one pixel (slow; runs in a worker thread)."""
@@ -83,7 +94,9 @@ def compute_pixel(request: PixelRequest) -> PixelResult:
             f"pixel ({request.row}, {request.col}) has no usable spectrum "
             "(NaN, zero or negative reflectance); click another pixel"
         )
-    pixel = request.posterior.pixel(y, n_draws=request.n_draws, seed=request.seed, predictive_draws=0)
+    pixel = request.posterior.pixel(
+        y, n_draws=request.n_draws, seed=request.seed, predictive_draws=0, snr=request.snr, misfit=True
+    )
     return PixelResult(request, pixel, dict(request.ground_truth))
 
 

@@ -42,6 +42,7 @@ class WorkspaceResults:
     pixel_result: PixelResult | None
     n_draws_map: int
     seed: int
+    snr: float | None
     _region_counter: int
     ready: bool
     shape: tuple[int, int]
@@ -69,7 +70,7 @@ class WorkspaceResults:
     # ------------------------------------------------------------------ maps
     def new_map_job(
         self, roi_mask: np.ndarray | None = None, n_draws: int | None = None, seed: int | None = None,
-        predictive: bool = True,
+        predictive: bool = True, kind: str = "exact", preview: bool = False,
     ) -> maps.MapJob:
         """Describe a map computation (whole image or ``roi_mask``); increases the map generation."""
         if not self.ready or self.model is None or self.loaded_image is None:
@@ -83,6 +84,7 @@ class WorkspaceResults:
         return maps.MapJob(
             self.map_generation.next(), roi_mask, int(n_draws or self.n_draws_map),
             self.seed if seed is None else int(seed), self.model.posterior, self.loaded_image.cube, bool(predictive),
+            self.snr, kind, bool(preview),
         )
 
     def run_map_job(
@@ -121,12 +123,28 @@ class WorkspaceResults:
         """Which kind of map is shown: ``"exact INN map, 500 draws/pixel"``, ``"incomplete map: 12 of 64 rows"``."""
         if self.maps is None:
             return ""
-        kind = str(self.maps.attrs.get("map_kind") or self.maps.attrs.get("kind") or "exact")
+        kind = str(self.maps.attrs.get("map_kind") or "exact")
         draws = self.maps.attrs.get("n_draws")
-        what = f"{kind} map" + (f", {draws} draws/pixel" if draws and kind == "exact" else "")
+        what = {"exact": "exact map (the network's draws", "amortised": "instant map (amortised quantile network"}.get(
+            kind, f"{kind} map ("
+        )
+        what += f", {draws} draws/pixel)" if draws and kind == "exact" else ")"
+        preview = getattr(self.maps, "preview_mask", None)
+        if preview is not None and np.any(preview):
+            return f"{what}, refining: coarse preview where not yet computed"
         if not self.maps.complete:
             return f"incomplete {what}: {self.maps.rows_done} of {self.shape[0]} rows"
         return what
+
+    def unexplained(self) -> tuple[np.ndarray | None, str]:
+        """H × W bool of mapped pixels the model does not explain (misfit gate), and a legend line."""
+        explained = getattr(self.maps, "explained", None) if self.maps is not None else None
+        if explained is None:
+            return None, ""
+        flagged = ~explained & np.asarray(self.maps.mask, bool)
+        n, total = int(flagged.sum()), int(np.asarray(self.maps.mask, bool).sum())
+        pct = 100 * n / total if total else 0.0
+        return flagged, f"{n} pixels ({pct:.0f} %) not explained by {self.model_name} (1 % false-alarm level)"
 
     def region_comparison(self, all_parameters: bool = False) -> tuple[list[str], list[list[str]]]:
         """The compact region table: one row per region, ``median [q16–q84]`` in clinical units, for the

@@ -27,6 +27,7 @@ from tissue_inn.workspace.models import LoadedModel, load_model
 from tissue_inn.workspace.pixel import PixelRequest, PixelResult
 from tissue_inn.workspace.regions import Region
 from tissue_inn.workspace.results import NOT_READY, WorkspaceResults
+from tissue_inn.workspace.snr import snr_warning
 
 if TYPE_CHECKING:
     from tissue_inn.inference.image import MapResult
@@ -83,6 +84,8 @@ class Workspace(WorkspaceResults):
         self.map_generation = Generation()
         self._region_counter = 0
         self.maps_saved = False
+        #: The measurement's SNR set by the user (None: the model's nominal); kept across images and models.
+        self.snr: float | None = None
         self.pins = Pins()
         self.compare_model: LoadedModel | None = None
         self.compare_result: PixelResult | None = None
@@ -319,8 +322,20 @@ class Workspace(WorkspaceResults):
         gen = self.pixel_generation.next()
         return PixelRequest(
             gen, int(row), int(col), y, self.n_draws_pixel, self.seed, self.model.posterior,
-            self.ground_truth_at(row, col),
+            self.ground_truth_at(row, col), self.snr,
         )
+
+    @property
+    def nominal_snr(self) -> float | None:
+        """The SNR the model assumes when none is set."""
+        return self.model.posterior.nominal_snr if self.model is not None else None
+
+    def set_snr(self, snr: float | None) -> str | None:
+        """Set the measurement's SNR (None: the model's nominal); returns a warning when outside the trained range."""
+        if snr is not None and not (np.isfinite(snr) and snr > 0):
+            raise TissueInnError(f"the SNR must be a positive number, got {snr}")
+        self.snr = None if snr is None else float(snr)
+        return snr_warning(self.snr, self.card, self.model_name) if self.model is not None else None
 
     def compute_pixel(self, request: PixelRequest) -> PixelResult:
         """The posterior of one pixel (slow; runs in a worker thread, touches no workspace state)."""
