@@ -39,7 +39,7 @@ def test_estimated_when_not_given_and_said_so(noisy_cube, tiny_bundle, tmp_path,
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "m.h5")) == 0
     captured = capsys.readouterr()
     assert "no --snr given" in captured.err and "±" in captured.err and "estimated" in captured.err
-    snr = read_maps_hdf5(tmp_path / "m.h5")[1]["snr"]
+    snr = read_maps_hdf5(tmp_path / "m.h5")[1]["noise_level"]
     assert "estimated" in snr["source"] and snr["stderr"] > 0
     assert 20 <= snr["effective_snr"] <= 30  # the truth is 25
     assert json.loads(captured.out)["snr"]["effective_snr"] == snr["effective_snr"]
@@ -49,20 +49,20 @@ def test_given_number_is_recorded_and_not_estimated(noisy_cube, tiny_bundle, tmp
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "m.h5", "--snr", "20")) == 0
     assert "no --snr given" not in capsys.readouterr().err
     attrs = read_maps_hdf5(tmp_path / "m.h5")[1]
-    assert attrs["snr"]["kind"] == "scalar" and attrs["snr"]["effective_snr"] == 20.0
+    assert attrs["noise_level"]["kind"] == "scalar" and attrs["noise_level"]["effective_snr"] == 20.0
     assert attrs["infer_settings"]["snr"] == "20"
 
 
 def test_per_band_and_map(noisy_cube, tiny_bundle, tmp_path, capsys):
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "a.h5", "--snr", "20,20,20,20,30,30,30,30")) == 0
-    assert read_maps_hdf5(tmp_path / "a.h5")[1]["snr"]["kind"] == "per_band"
+    assert read_maps_hdf5(tmp_path / "a.h5")[1]["noise_level"]["kind"] == "per_band"
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "b.h5", "--snr", "20,30")) == 2
     assert "2 per-band SNR values" in capsys.readouterr().err
     good, bad = tmp_path / "snr.npy", tmp_path / "snr_bad.npy"
     np.save(good, np.full((48, 48), 22.0))
     np.save(bad, np.full((10, 10), 22.0))
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "c.h5", "--snr", str(good))) == 0
-    snr = read_maps_hdf5(tmp_path / "c.h5")[1]["snr"]
+    snr = read_maps_hdf5(tmp_path / "c.h5")[1]["noise_level"]
     assert snr["kind"] == "map" and snr["effective_snr"] == 22.0
     assert main(_infer(noisy_cube, tiny_bundle, tmp_path / "d.h5", "--snr", str(bad))) == 2
     assert "10 × 10" in capsys.readouterr().err and not (tmp_path / "d.h5").exists()
@@ -103,4 +103,4 @@ def test_tiny_image_falls_back_to_the_nominal_snr_and_says_so(tiny_bundle, tmp_p
                  "--stats", "median", "-o", str(tmp_path / "m.h5")]) == 0
     err = capsys.readouterr().err
     assert "cannot be estimated" in err and "--snr" in err
-    assert "nominal" in read_maps_hdf5(tmp_path / "m.h5")[1]["snr"]["source"]
+    assert "nominal" in read_maps_hdf5(tmp_path / "m.h5")[1]["noise_level"]["source"]

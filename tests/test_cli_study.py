@@ -58,6 +58,7 @@ def test_folder_study_writes_one_map_per_image_and_a_summary(study, tiny_bundle,
     assert [r["image"].rsplit("/", 1)[-1] for r in rows] == ["a.h5", "b.h5", "c.h5"]
     assert [r["pixels"] for r in rows] == ["6", "9", "4"] and rows[1]["usable_pixels"] == "7"
     assert rows[1]["masked_pixels"] == "2" and all(r["status"] == "done" for r in rows)
+    assert all(float(r["snr"]) > 0 and "nominal" in r["snr_source"] for r in rows)  # too small to estimate
     maps, attrs, mask = read_maps_hdf5(out / "b.maps.h5")
     expected = np.quantile(maps["sao2/median"][mask], 0.5)
     assert float(rows[1]["sao2_median_median"]) == pytest.approx(expected)

@@ -212,8 +212,8 @@ def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: boo
                     predictive=settings.predictive, stats=settings.stats, snr=snr),
         "infer", quiet, unit="px",
     )
-    res.attrs["snr"] = spec.to_dict()
-    res.attrs["snr_text"] = spec.describe()
+    res.attrs["noise_level"] = spec.to_dict()  # where the SNR came from (given / estimated ± stderr / nominal)
+    res.attrs["noise_level_text"] = spec.describe()
     if roi is not None:
         res.attrs["roi_xyxy"] = a.roi
     res.attrs["command"] = "tissue-inn infer"
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
                 "mask_reasons": res.mask_reasons,
                 "seconds": res.attrs["seconds"],
                 "device": res.attrs["device"],
-                "snr": res.attrs["snr"],
+                "snr": res.attrs["noise_level"],
             }
         )
     )

@@ -113,7 +113,7 @@ class OutputPlan:
                             force=True)
             if self.tiff is not None:
                 keys = ("model_name", "model_sha256", "source_path", "source_sha256", "n_draws", "seed", "device",
-                        "created", "snr")
+                        "created", "snr", "noise_level")
                 extra = {k: res.attrs[k] for k in keys if k in res.attrs}
                 write_maps_tiff(tmp[str(self.tiff)], res.maps, units=res.units, force=True, mask=res.mask,
                                 extra=extra)

@@ -137,7 +137,7 @@ def summary_row(res: Any) -> dict[str, Any]:
         row["flagged_pixels"] = int((mask & (np.asarray(res.maps[explained]) < 0.5)).sum())
     elif "pixels_flagged" in res.attrs:
         row["flagged_pixels"] = res.attrs["pixels_flagged"]
-    snr = res.attrs.get("snr") or {}
+    snr = res.attrs.get("noise_level") or {}
     row["snr"] = snr.get("effective_snr")
     row["snr_stderr"] = snr.get("stderr")
     row["snr_source"] = snr.get("source")
