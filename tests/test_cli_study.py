@@ -158,7 +158,7 @@ def test_workers_pool_orchestration(study, tiny_bundle, tmp_path, capsys, monkey
     import tissue_inn.cli.infer_study as infer_study
 
     used = []
-    monkeypatch.setattr(infer_study, "make_pool", lambda w, t: used.append((w, t)) or ThreadPoolExecutor(w))
+    monkeypatch.setattr(infer_study, "make_pool", lambda w, t, d: used.append((w, t)) or ThreadPoolExecutor(w))
     out = tmp_path / "maps"
     assert main(_args([study], tiny_bundle, out, "--workers", "2", "--threads", "1")) == 0
     res = json.loads(capsys.readouterr().out)
@@ -178,3 +178,11 @@ def test_workers_spread_images_over_processes(study, tiny_bundle, tmp_path, caps
         m1, _, _ = read_maps_hdf5(out / f"{name}.maps.h5")
         m2, _, _ = read_maps_hdf5(serial / f"{name}.maps.h5")
         np.testing.assert_array_equal(m1["sao2/median"], m2["sao2/median"])
+
+
+def test_processes_spread_over_gpus():
+    from tissue_inn.cli.infer_study import spread_device
+
+    assert [spread_device("auto", 2, worker_index=k) for k in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert spread_device("cuda", 8, local_rank="5") == "cuda:5" and spread_device("cuda:3", 8, local_rank="5") == "cuda:3"
+    assert spread_device("auto", 0, worker_index=1) == "auto"

@@ -8,6 +8,7 @@ loads neither the GUI nor Qt).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tissue_inn.cli.common import Command
 
@@ -15,7 +16,7 @@ __all__ = ["COMMAND"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", nargs="?", help="multispectral image (default: the shipped sample image)")
+    p.add_argument("image", nargs="?", help="multispectral image (default, or 'sample': the shipped sample image)")
     p.add_argument("--model", "-m", default=None, help="model bundle folder or shipped name (default: colon_default)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -23,7 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tissue_inn.gui.app import main as gui_main
 
-    argv = [] if args.image is None else [str(args.image)]
+    image = args.image
+    if image == "sample" and not Path(image).exists():  # the shipped sample, which the app opens by default
+        image = None
+    argv = [] if image is None else [str(image)]
     if args.model is not None:
         argv += ["--model", str(args.model)]
     if args.device is not None:

@@ -7,7 +7,8 @@
   misfit gate when the model has one, and the distribution of each parameter's median map over the
   usable pixels); rebuilt from the map files at the end of every run.
 - ``--workers N`` analyses N images at once in separate processes; under ``torchrun`` (``RANK`` and
-  ``WORLD_SIZE`` set) rank k takes images k, k + N, … and every rank rebuilds the summary when it ends
+  ``WORLD_SIZE`` set) rank k takes images k, k + N, …; with several GPUs each process takes one (local rank
+  or worker k → GPU k mod n, see :func:`spread_device`). Every rank rebuilds the summary when it ends
   (the last to end writes the complete one; a rerun with the same arguments rebuilds it at no cost).
 - A failing image does not stop the study: it is reported in the summary and the exit status is 2.
 """
@@ -169,7 +170,7 @@ def _analyse_one(image: str, out: str, args: argparse.Namespace) -> dict[str, An
     image_p, out_p = Path(image), Path(out)
     try:
         settings = InferSettings(args)
-        posterior = _posterior(args.model, args.device)
+        posterior = _posterior(args.model, _process_device(args.device))
         key = study_key(image_p, posterior.model_sha256, settings)
         if out_p.exists():
             old_key, old_row = _read_study_attrs(out_p)
@@ -194,20 +195,60 @@ def _analyse_one(image: str, out: str, args: argparse.Namespace) -> dict[str, An
         return {"image": image, "status": "failed", "error": str(exc) or type(exc).__name__}
 
 
-def _worker_init(threads: int) -> None:
+def spread_device(requested: str, n_gpus: int, local_rank: str | None = None, worker_index: int | None = None) -> str:
+    """The device of one process of a study: with several GPUs, torchrun's local rank k (or worker k of the
+    pool) takes GPU k mod n; a device given explicitly (``cpu``, ``cuda:1``) is kept.
+
+    >>> spread_device("auto", 2, local_rank="3"), spread_device("cuda", 4, worker_index=1)
+    ('cuda:1', 'cuda:1')
+    >>> spread_device("auto", 0, local_rank="3"), spread_device("cpu", 2, worker_index=1)
+    ('auto', 'cpu')
+    """
+    if requested not in ("auto", "cuda") or n_gpus < 1:
+        return requested
+    if local_rank is not None and local_rank.strip().isdigit():
+        return f"cuda:{int(local_rank) % n_gpus}"
+    if worker_index is not None:
+        return f"cuda:{worker_index % n_gpus}"
+    return requested
+
+
+_WORKER_DEVICE_ENV = "TISSUE_INN_STUDY_DEVICE"
+
+
+def _process_device(requested: str) -> str:
+    """This process's device: the one its pool worker was given, else the torchrun rank's, else ``requested``."""
+    given = os.environ.get(_WORKER_DEVICE_ENV)
+    if given:
+        return given
+    if requested in ("auto", "cuda") and os.environ.get("LOCAL_RANK") is not None:
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return spread_device(requested, n, local_rank=os.environ.get("LOCAL_RANK"))
+    return requested
+
+
+def _worker_init(threads: int, counter, requested: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    os.environ[_WORKER_DEVICE_ENV] = spread_device(requested, n, worker_index=index)
 
 
-def make_pool(workers: int, threads: int):
+def make_pool(workers: int, threads: int, device: str = "auto"):
     """Worker processes (spawned: a fresh interpreter each, safe with torch's threads), ``threads`` torch
-    threads each."""
+    threads each; with several GPUs worker k uses GPU k mod n."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(threads, ctx.Value("i", 0), device))
 
 
 # ----------------------------------------------------------------------------------------- the study
@@ -259,7 +300,7 @@ def run_study(args: argparse.Namespace, settings: Any) -> int:
 
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
         clean = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-        pool = make_pool(args.workers, threads)
+        pool = make_pool(args.workers, threads, args.device)
         try:
             futures = {pool.submit(_analyse_one, str(images[i]), str(outs[i]), clean): i for i in mine}
             for fut in as_completed(futures):
