@@ -8,7 +8,9 @@ model (or a given bundle):
 - ``screenshot_pinned.png`` — a pinned comparison: two pinned pixels and the clicked one overlaid,
   plus a second model (``--compare``, default ``colon_inn``) answering the same click;
 - ``screenshot_folder.png`` — the folder browser on a study folder of three images (copies of the
-  sample at three brightness levels), showing the second image with the previous/next controls.
+  sample at three brightness levels), showing the second image with the previous/next controls;
+- ``screenshot_flagged.png`` — only when the model's card holds a calibrated misfit gate: a pixel the
+  model does not explain (``--flagged ROW COL``), with its banner.
 
     python scripts/screenshot.py [--image IMG] [--model BUNDLE] [--compare BUNDLE] [--out-dir docs]
 """
@@ -87,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", default=str(REPO / "docs"))
     p.add_argument("--pixel", type=int, nargs=2, default=(60, 200), metavar=("ROW", "COL"))
     p.add_argument("--pins", type=int, nargs=4, default=(120, 100, 175, 70), metavar=("R1", "C1", "R2", "C2"))
-    p.add_argument("--map-draws", type=int, default=64, help="posterior draws per pixel for the map")
+    p.add_argument("--map-draws", type=int, default=64, help="posterior draws per pixel for an exact map")
+    p.add_argument("--map-kind", choices=("auto", "exact", "amortised"), default="auto",
+                   help="auto: the instant (amortised) map when the bundle has one, else exact")
+    p.add_argument("--flagged", type=int, nargs=2, default=(30, 230), metavar=("ROW", "COL"),
+                   help="a pixel the model should not explain (only with a misfit gate in the card)")
     p.add_argument("--size", default="1600x960", help="window size WxH")
     p.add_argument("--timeout", type=float, default=1800.0)
     args = p.parse_args(argv)
@@ -126,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     win.rename_region("R1", "control")
     win.rename_region("R2", "ischemic?")
     win.maps_panel.predictive.setChecked(False)  # one forward solve per pixel is slow on a CPU
+    kind = args.map_kind if args.map_kind != "auto" else ("amortised" if win.ws.model.has_amortised else "exact")
+    win.maps_panel.kind_choice.setCurrentIndex(win.maps_panel.kind_choice.findData(kind))
     t0 = time.monotonic()
     win.compute_maps("image")
     wait_for(app, lambda: win.ws.maps is not None and not win.workers.n_running, args.timeout, "the maps")
-    print(f"maps: {rows}x{cols} px x {args.map_draws} draws in {time.monotonic() - t0:.1f} s")
+    print(f"maps ({kind}): {rows}x{cols} px in {time.monotonic() - t0:.1f} s")
     win.maps_panel.select("sao2", "median")
     win.maps_panel.opacity.setValue(55)
     click(app, win, *args.pixel, args.timeout)
@@ -148,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     win.clear_pins()
     if args.compare:
         win.compare_with_model(None)
+
+    # 2b. a pixel the model does not explain (needs a calibrated gate in the card)
+    if win.ws.card.get("misfit_gate"):
+        click(app, win, *args.flagged, args.timeout)
+        save(win, app, out_dir / "screenshot_flagged.png")
+    else:
+        print("no misfit gate in the card: screenshot_flagged.png not made")
 
     # 3. the folder browser
     win.ws.maps_saved = True  # nothing to ask about here

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from tissue_inn.gui.image_view import colormap
 from tissue_inn.workspace import LatentGrid
+from tissue_inn.workspace.labels import ParameterLabel
 
 __all__ = ["LatentExplorer"]
 
@@ -68,19 +69,28 @@ class LatentExplorer(QWidget):
         self._names: list[str] = []
         self._units: dict[str, str] = {}
         self._ranges: dict[str, tuple[float, float]] = {}
+        self._labels: dict[str, ParameterLabel] = {}
         for w in (self.dim_a, self.dim_b):
             w.valueChanged.connect(lambda *_: self.settingsChanged.emit())
         self.extent.valueChanged.connect(lambda *_: self.settingsChanged.emit())
         self.parameter.currentIndexChanged.connect(lambda *_: self.redraw())
 
     def configure(
-        self, names: list[str], units: dict[str, str], ranges: dict[str, tuple[float, float]], n_latent: int
+        self,
+        names: list[str],
+        units: dict[str, str],
+        ranges: dict[str, tuple[float, float]],
+        n_latent: int,
+        labels: dict[str, ParameterLabel] | None = None,
     ) -> None:
         self._names, self._units, self._ranges = list(names), dict(units), dict(ranges)
+        self._labels = dict(labels or {})
         for w in (self.dim_a, self.dim_b, self.parameter):
             w.blockSignals(True)
         self.parameter.clear()
-        self.parameter.addItems(self._names)
+        for name in self._names:
+            lab = self._labels.get(name)
+            self.parameter.addItem(lab.short if lab else name, name)
         self.dim_a.setRange(0, max(0, n_latent - 1))
         self.dim_b.setRange(0, max(0, n_latent - 1))
         self.dim_a.setValue(0)
@@ -113,7 +123,7 @@ class LatentExplorer(QWidget):
     def redraw(self) -> None:
         if self.grid is None or not self._names:
             return
-        name = self.parameter.currentText() or self._names[0]
+        name = self.parameter.currentData() or self._names[0]
         j = self._names.index(name)
         vals = np.asarray(self.grid.values[:, :, j], dtype=np.float32)
         finite = vals[np.isfinite(vals)]
@@ -135,5 +145,9 @@ class LatentExplorer(QWidget):
         )
         self.colorbar.setColorMap(cm)
         self.colorbar.setLevels(values=(lo, hi))
+        lab = self._labels.get(name)
         unit = self._units.get(name, "")
-        self.colorbar.setLabel("right", f"{name} [{unit}]" if unit else name)
+        axis = self.colorbar.getAxis("right")
+        axis.setScale(lab.scale if lab else 1.0)
+        axis.enableAutoSIPrefix(False)
+        self.colorbar.setLabel("right", lab.axis_label if lab else (f"{name} [{unit}]" if unit else name))

@@ -260,7 +260,7 @@ class PixelsMixin:
             n = self.ws.n_latent()
         except TissueInnError:
             n = 0
-        self.latent.configure(self.ws.parameter_names, self.ws.units, self.ws.plot_ranges(), max(n, 1))
+        self.latent.configure(self.ws.parameter_names, self.ws.units, self.ws.plot_ranges(), max(n, 1), self.ws.labels)
 
     def _compute_latent(self: MainWindow) -> None:
         result = self.ws.pixel_result

@@ -4,11 +4,9 @@ grid over two latent coordinates (the others 0) for one spectrum."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-
-from tissue_inn.errors import ModelBundleError
 
 if TYPE_CHECKING:
     from tissue_inn.inference.posterior import Posterior
@@ -34,31 +32,25 @@ class LatentGrid:
     n_latent: int
 
 
-def _network(posterior: Posterior) -> Any:
-    est = posterior.estimator
-    net = getattr(est, "net", None)
-    if net is None:
-        raise ModelBundleError("this model exposes no network (the latent explorer needs one)")
-    return est, net
-
-
 def n_latent(posterior: Posterior) -> int:
-    """Number of latent dimensions of the model's network."""
-    _, net = _network(posterior)
-    return int(net.latent_dim)  # the family protocol (tissue_inn.inn.registry)
-
-
-def _decode(est: Any, net: Any, c: Any, z: Any) -> Any:
-    return net.decode(c, z)  # the family protocol (tissue_inn.inn.registry)
+    """Number of latent dimensions of the model's network (the family protocol's ``latent_dim``)."""
+    return int(posterior.estimator.latent_dim)
 
 
 def latent_grid(
-    posterior: Posterior, spectrum: np.ndarray, dim_a: int = 0, dim_b: int | None = 1, extent: float = 3.0, n: int = 41
+    posterior: Posterior,
+    spectrum: np.ndarray,
+    dim_a: int = 0,
+    dim_b: int | None = 1,
+    extent: float = 3.0,
+    n: int = 41,
+    snr: float | None = None,
 ) -> LatentGrid:
-    """Parameters on an ``n × n`` grid over latent dimensions ``dim_a`` × ``dim_b`` in ``[−extent, extent]``."""
+    """Parameters on an ``n × n`` grid over latent dimensions ``dim_a`` × ``dim_b`` in ``[−extent, extent]``
+    (the estimator's ``decode``: the network run backwards from chosen latent codes, any family)."""
     import torch
 
-    est, net = _network(posterior)
+    est = posterior.estimator
     n_lat = n_latent(posterior)
     if not 0 <= dim_a < n_lat or (dim_b is not None and not 0 <= dim_b < n_lat):
         raise ValueError(f"latent dimensions must lie in 0..{n_lat - 1}")
@@ -76,7 +68,6 @@ def latent_grid(
         z[:, dim_b] = torch.as_tensor(grid_b.ravel(), dtype=torch.float32, device=dev)
     y = torch.as_tensor(np.asarray(spectrum, dtype=np.float64).reshape(1, -1), device=dev)
     with torch.no_grad():
-        c = est.y_to_net(y).repeat(m, 1)
-        x = est.net_to_x(_decode(est, net, c, z)).cpu().numpy()
+        x = est.decode(y, z, snr=snr).cpu().numpy()
     values = x.reshape(grid_a.shape + (x.shape[1],))
     return LatentGrid(axis, values, (dim_a, dim_b), n_lat)

@@ -63,7 +63,7 @@ class LoadedModel:
     @property
     def has_amortised(self) -> bool:
         """The bundle carries an amortised quantile network (instant maps)."""
-        return bool(getattr(self.posterior, "has_amortised", False))
+        return bool(self.posterior.has_amortised)
 
     @property
     def snr_range(self) -> tuple[float, float] | None:

@@ -129,7 +129,7 @@ class WorkspaceResults:
             kind, f"{kind} map ("
         )
         what += f", {draws} draws/pixel)" if draws and kind == "exact" else ")"
-        preview = getattr(self.maps, "preview_mask", None)
+        preview = self.maps.preview_mask
         if preview is not None and np.any(preview):
             return f"{what}, refining: coarse preview where not yet computed"
         if not self.maps.complete:
@@ -138,7 +138,7 @@ class WorkspaceResults:
 
     def unexplained(self) -> tuple[np.ndarray | None, str]:
         """H × W bool of mapped pixels the model does not explain (misfit gate), and a legend line."""
-        explained = getattr(self.maps, "explained", None) if self.maps is not None else None
+        explained = self.maps.explained if self.maps is not None else None
         if explained is None:
             return None, ""
         flagged = ~explained & np.asarray(self.maps.mask, bool)
@@ -341,4 +341,4 @@ class WorkspaceResults:
         """Run the network backwards on a grid over two latent dimensions (others 0) for one spectrum."""
         if self.model is None:
             raise TissueInnError("load a model first")
-        return latent.latent_grid(self.model.posterior, spectrum, dim_a, dim_b, extent, n)
+        return latent.latent_grid(self.model.posterior, spectrum, dim_a, dim_b, extent, n, self.snr)
