@@ -74,10 +74,14 @@ def prior_differences(model_tissue: Any, test_tissue: Any) -> list[str]:
     if json.dumps(model_tissue, sort_keys=True) == json.dumps(test_tissue, sort_keys=True):
         return []
     try:
-        model = {p.name: p.prior for p in TissueModel.from_dict(model_tissue).parameters}
-        test = {p.name: p.prior for p in TissueModel.from_dict(test_tissue).parameters}
+        model_t, test_t = TissueModel.from_dict(model_tissue), TissueModel.from_dict(test_tissue)
     except TissueInnError:
         return ["the tissue definitions differ"]
+    # compare what the definitions mean (defaults filled in), not how they were written down
+    if json.dumps(model_t.to_dict(), sort_keys=True) == json.dumps(test_t.to_dict(), sort_keys=True):
+        return []
+    model = {p.name: p.prior for p in model_t.parameters}
+    test = {p.name: p.prior for p in test_t.parameters}
 
     def text(prior) -> str:
         d = prior.to_dict()
