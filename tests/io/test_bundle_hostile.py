@@ -91,3 +91,12 @@ def test_cli_reports_the_mismatch_in_one_line(bundle, capsys):
     assert main(["info", str(bundle)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "17 parameters" in err and "Traceback" not in err
+
+
+def test_update_card_is_atomic_and_leaves_no_temporaries(bundle):
+    from tissue_inn.io.bundle import read_card, update_card
+
+    update_card(bundle, {"note": "checked"})
+    assert read_card(bundle)["note"] == "checked"
+    assert sorted(p.name for p in bundle.iterdir()) == sorted([CARD, WEIGHTS])
+    load_bundle(bundle)

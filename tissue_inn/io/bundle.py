@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tissue_inn import __version__
-from tissue_inn.atomic import atomic_dir
+from tissue_inn.atomic import atomic_dir, atomic_path
 from tissue_inn.config import models_dir
 from tissue_inn.errors import ModelBundleError
 from tissue_inn.estimators import PosteriorEstimator
@@ -188,9 +188,8 @@ def update_card(folder: str | os.PathLike, updates: dict[str, Any]) -> None:
     folder = Path(folder)
     card = read_card(folder)
     card.update(updates)
-    tmp = folder / (CARD + ".part")
-    tmp.write_text(json.dumps(card, indent=2, allow_nan=False))
-    os.replace(tmp, folder / CARD)
+    with atomic_path(folder / CARD, force=True) as tmp:
+        tmp.write_text(json.dumps(card, indent=2, allow_nan=False))
 
 
 def format_card(card: dict[str, Any]) -> str:
