@@ -104,3 +104,16 @@ def test_tiny_image_falls_back_to_the_nominal_snr_and_says_so(tiny_bundle, tmp_p
     err = capsys.readouterr().err
     assert "cannot be estimated" in err and "--snr" in err
     assert "nominal" in read_maps_hdf5(tmp_path / "m.h5")[1]["noise_level"]["source"]
+
+
+def test_the_misfit_verdict_line_is_printed_with_the_snr(tmp_path, capsys):
+    """The shipped model carries a calibrated gate: infer says how many pixels it does not explain."""
+    from tissue_inn.io.bundle import read_card, resolve_model
+
+    if "misfit_gate" not in read_card(resolve_model(None)):
+        pytest.skip("the shipped default model carries no misfit gate")
+    assert main(["-q", "infer", "sample", "--draws", "16", "--roi", "0,0,4,4", "--snr", "30", "-o",
+                 str(tmp_path / "m.h5")]) == 0
+    captured = capsys.readouterr()
+    assert "of 16) are not explained by colon_default at SNR 30 (1 % false-alarm level)" in captured.err
+    assert json.loads(captured.out)["pixels_not_explained"] is not None

@@ -212,6 +212,11 @@ def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: boo
                     predictive=settings.predictive, stats=settings.stats, snr=snr),
         "infer", quiet, unit="px",
     )
+    from tissue_inn.inference.misfit import map_summary_line
+
+    verdict = map_summary_line(res.maps, res.attrs)  # "38 % of pixels are not explained by …"
+    if verdict is not None:
+        say(verdict)
     res.attrs["noise_level"] = spec.to_dict()  # where the SNR came from (given / estimated ± stderr / nominal)
     res.attrs["noise_level_text"] = spec.describe()
     if roi is not None:
@@ -264,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
                 "seconds": res.attrs["seconds"],
                 "device": res.attrs["device"],
                 "snr": res.attrs["noise_level"],
+                "pixels_not_explained": (res.attrs.get("misfit_gate") or {}).get("pixels_not_explained"),
             }
         )
     )
