@@ -145,3 +145,28 @@ def test_launch_paints_first_then_loads_in_the_background(qtbot, tmp_path, tiny_
     qtbot.waitUntil(lambda: win.workers.n_running == 0, timeout=WAIT_MS)
     win.close()
     assert not dialogs.calls
+
+
+def test_open_dialog_offers_the_folders_references_and_a_real_drop_opens_a_file(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from tissue_inn.gui.open_dialog import OpenImageDialog
+
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    img = write_cube(folder / "x.h5")
+    np.save(folder / "white.npy", np.ones(8, np.float32))
+    win = make_window()
+    win._remember(img, References(folder / "white.npy", None))
+    dlg = OpenImageDialog("*.h5", win.remembered_references, str(img), win)
+    qtbot.addWidget(dlg)
+    path, refs = dlg.choice()
+    assert path == img and refs == References(folder / "white.npy", None)
+    dropped = write_cube(tmp_path / "dropped.h5", h=6, w=7)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(event)
+    assert win.ws.image_path == dropped and win.ws.shape == (6, 7)

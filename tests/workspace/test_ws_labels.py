@@ -36,8 +36,19 @@ def test_unknown_parameters_keep_their_code_and_unit():
 def test_card_labels_win():
     card = {"parameters": [{"name": "sao2", "unit": "1", "label": "SpO2", "display_unit": "‰", "display_scale": 1000}]}
     labels = labels_from_card(["sao2", "vhb_1"], {"sao2": "1", "vhb_1": "1"}, card)
-    assert labels["sao2"].short == "SpO2" and labels["sao2"].format(0.5) == "500 ‰"
-    assert labels["vhb_1"].short == "BVF L1"
+    assert labels["sao2"].long == "SpO2" and labels["sao2"].format(0.5) == "500 ‰"
+    assert labels["sao2"].short == "StO2" and labels["vhb_1"].short == "BVF L1"
+
+
+def test_tissue_definition_labels_are_used():
+    from tissue_inn.config import load_tissue
+
+    skin = load_tissue("skin")
+    units = dict(zip(skin.parameter_names, skin.parameter_units))
+    labels = labels_from_card(list(skin.parameter_names), units, {}, skin.parameters)
+    mel = labels["mel_1"]
+    assert mel.long == "epidermal melanin volume fraction" and mel.unit == "%" and mel.scale == 100.0
+    assert mel.short == "melanin L1" and "mel_1" in mel.tooltip
 
 
 def test_interval_text():

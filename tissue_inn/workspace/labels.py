@@ -3,9 +3,9 @@
 The network works in the card's units (sO2 as a fraction 0–1, blood volume fraction 0–1, reduced
 scattering in 1/cm, thickness in µm). The application shows them as a clinician reads them: StO2 in
 % on 0–100, blood volume fraction in %, μs′ at 500 nm in cm⁻¹, thickness in µm; the code name goes
-into the tooltip. A card may carry its own labels (``parameters[i]["label"]``, ``"display_unit"``,
-``"display_scale"``, ``"description"``; also ``"clinical_name"``/``"clinical_unit"``); they win over
-the table below, which covers the tissue properties shipped with tissue_inn.
+into the tooltip. The tissue definition (``[display]`` in its TOML, carried by the card's
+``parameters`` entries and its tissue) gives the long clinical name (``label``), ``display_unit`` and
+``display_scale``; they win over the table below, which also gives the short names of plot titles.
 
 >>> lab = label_for("sao2", "1")
 >>> lab.short, lab.unit, lab.scale
@@ -40,6 +40,12 @@ _PROPERTIES: dict[str, tuple[str, str, str, float, int, str]] = {
     "g": ("g", "scattering anisotropy g", "", 1.0, 2, "mean cosine of the scattering angle"),
     "d": ("thickness", "layer thickness", "µm", 1.0, 0, "thickness of the layer"),
     "mel": ("melanin", "melanin volume fraction", "%", 100.0, 2, "volume fraction of melanosomes"),
+    "eumelanin": ("eumelanin", "eumelanin concentration", "mg/mL", 1.0, 2, ""),
+    "pheomelanin": ("pheomelanin", "pheomelanin concentration", "mg/mL", 1.0, 2, ""),
+    "bilirubin": ("bilirubin", "bilirubin concentration", "µmol/L", 1.0, 1, ""),
+    "baseline": ("baseline", "bloodless-tissue absorber fraction", "%", 100.0, 1, ""),
+    "f_ray": ("f_Ray", "Rayleigh fraction of μs′ at 500 nm", "%", 100.0, 0, ""),
+    "n": ("n", "refractive index", "", 1.0, 3, ""),
     "f_mel": ("melanin", "melanin volume fraction", "%", 100.0, 2, "volume fraction of melanosomes"),
     "fat": ("fat", "fat volume fraction", "%", 100.0, 1, "volume fraction of fat"),
     "water": ("water", "water volume fraction", "%", 100.0, 1, "volume fraction of water"),
@@ -122,8 +128,8 @@ def label_for(code: str, card_unit: str = "", overrides: Mapping[str, Any] | Non
         short = f"{short} L{layer}"
         long = f"{long}, {LAYER_NAMES.get(layer, f'layer {layer}')}"
     o = dict(overrides or {})
-    short = str(o.get("label") or o.get("clinical_name") or short)
-    long = str(o.get("long_label") or o.get("clinical_name") or long)
+    short = str(o.get("short_label") or short)
+    long = str(o.get("label") or o.get("clinical_name") or long)
     unit = str(o.get("display_unit") if o.get("display_unit") is not None else o.get("clinical_unit", unit))
     scale = float(o.get("display_scale", scale))
     explanation = str(o.get("description") or explanation)
@@ -133,11 +139,18 @@ def label_for(code: str, card_unit: str = "", overrides: Mapping[str, Any] | Non
 
 
 def labels_from_card(
-    names: Sequence[str], units: Mapping[str, str], card: Mapping[str, Any] | None = None
+    names: Sequence[str],
+    units: Mapping[str, str],
+    card: Mapping[str, Any] | None = None,
+    tissue_parameters: Sequence[Any] = (),
 ) -> dict[str, ParameterLabel]:
-    """Labels of every parameter, using the card's ``parameters`` entries where they carry labels."""
+    """Labels of every parameter: the card's ``parameters`` entries where they carry labels, else the
+    tissue definition's parameters (objects with ``name``, ``label``, ``display_unit``, ``display_scale``),
+    else the built-in table."""
     per_param: dict[str, Mapping[str, Any]] = {}
+    for p in tissue_parameters:
+        per_param[str(p.name)] = {"label": p.label, "display_unit": p.display_unit, "display_scale": p.display_scale}
     for entry in (card or {}).get("parameters") or []:
-        if isinstance(entry, Mapping) and "name" in entry:
+        if isinstance(entry, Mapping) and "name" in entry and ("label" in entry or "display_unit" in entry):
             per_param[str(entry["name"])] = entry
     return {n: label_for(n, units.get(n, ""), per_param.get(n)) for n in names}

@@ -142,7 +142,8 @@ class Workspace(WorkspaceResults):
     @property
     def labels(self) -> dict[str, ParameterLabel]:
         """Clinical name, display unit and scale of every parameter (:mod:`tissue_inn.workspace.labels`)."""
-        return labels_from_card(self.parameter_names, self.units, self.card)
+        tissue = self.model.posterior.tissue if self.model is not None else None
+        return labels_from_card(self.parameter_names, self.units, self.card, tissue.parameters if tissue else ())
 
     @property
     def prior_bounds(self) -> dict[str, tuple[float, float]]:
