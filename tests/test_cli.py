@@ -78,3 +78,16 @@ def test_debug_shows_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tissue_inn", "--debug", "info", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_info_and_infer_say_how_far_the_intervals_can_be_trusted(tiny_bundle, tmp_path, capsys):
+    assert main(["info", "colon_inn"]) == 0
+    assert "calibration  : poor" in capsys.readouterr().out
+    assert main(["info", str(tiny_bundle)]) == 0
+    assert "calibration  : unknown" in capsys.readouterr().out
+    from tissue_inn.cli.infer import say_trust
+
+    say_trust("colon_inn")
+    assert capsys.readouterr().err.startswith("warning: Posterior intervals are NOT calibrated")
+    say_trust(str(tiny_bundle))
+    assert "note: This model's calibration has not been evaluated" in capsys.readouterr().err

@@ -164,6 +164,18 @@ class InferSettings:
                          scale=a.scale)
 
 
+def say_trust(model: Any) -> None:
+    """Before a model's numbers are used: how far its intervals can be trusted (from its card's evaluation)."""
+    import sys
+
+    from tissue_inn.inference.trust import calibration_verdict
+    from tissue_inn.io.bundle import read_card, resolve_model
+
+    verdict = calibration_verdict(read_card(resolve_model(model)))
+    if verdict.level != "ok":
+        print(f"{'note' if verdict.level == 'unknown' else 'warning'}: {verdict.message}", file=sys.stderr)
+
+
 def noise_level(posterior, image: Path, cube, settings: InferSettings, say) -> Any:
     """The SNR to analyse ``cube`` at: the one given (checked against the image), else estimated from the data
     (said so, with its uncertainty); a warning when it lies outside the model's trained range."""
@@ -258,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = OutputPlan.make(args.output, args.tiff, args.csv, args.png, posterior.parameter_names,
                               settings.png_stats, settings.predictive is not None)
     outputs.check(input_files(image, args.white, args.dark, args.snr), force=args.force)  # before the long run
+    say_trust(args.model)
     res, written = analyse(posterior, image, settings, outputs, args.quiet)
     print(
         json.dumps(

@@ -278,6 +278,9 @@ def run_study(args: argparse.Namespace, settings: Any) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     if not os.access(outdir, os.W_OK):
         raise TissueInnError(f"cannot write to folder {outdir}: permission denied; choose another output folder")
+    from tissue_inn.cli.infer import say_trust
+
+    say_trust(args.model)
     rank, world = _rank_world()
     mine = list(range(rank, len(images), world))
     say = (lambda *_: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -24,7 +24,15 @@ def run(args: argparse.Namespace) -> int:
         json.dump(card, sys.stdout, indent=2)
         print()
     else:
+        from tissue_inn.inference.trust import calibration_verdict
+
         print(format_card(card))
+        verdict = calibration_verdict(card)
+        print(f"calibration  : {verdict.level} — {verdict.message}")
+        if isinstance(card.get("misfit_gate"), dict):
+            from tissue_inn.inference.misfit import gate_section_summary
+
+            print(gate_section_summary(card["misfit_gate"]))
     return 0
 
 
