@@ -56,6 +56,22 @@ def test_loss_is_the_paper_loss_on_x_noise_and_log_snr():
         net.loss(x, y, noise=torch.zeros(32, 4))
 
 
+def test_without_noise_input_only_log_snr_is_carried_and_the_pad_takes_the_noise():
+    cfg = NoiseLatentINN.network_config(13, 8, True, {**SMALL, "noise_input": False})
+    net = NoiseLatentINN.from_config(cfg)
+    # input side [x 13, s 1, pad 8]; output side [y 8, s 1, z 13]
+    assert (net.dim_aux, net.total_dim, net.dim_z, net.uses_noise_realisation) == (1, 22, 13, False)
+    assert NoiseLatentINN.from_config(net.config()).config() == net.config()
+    ref = BidirectionalINN(dim_x=13, dim_y=9, dim_z=13, dim_aux=1, **SMALL)
+    ref.load_state_dict(net.state_dict())
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(16, 13, generator=gen), torch.randn(16, 9, generator=gen)
+    mine = net.loss(x, y, noise=torch.ones(16, 8), generator=torch.Generator().manual_seed(4))  # noise ignored
+    theirs = ref.loss(x, y, aux=y[:, 8:], y_noise=0.0, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(mine["total"], theirs["total"])
+    assert NoiseLatentINN.training_options({"inn_noise_input": False})[0]["noise_input"] is False
+
+
 def test_paper_layout_is_unchanged_without_aux():
     net = BidirectionalINN(dim_x=4, dim_y=3, dim_z=2, **SMALL)
     assert net.total_dim == 5 and "dim_aux" not in net.config()

@@ -58,6 +58,9 @@ class NoiseLatentINN(BidirectionalINN):
         dim_x, dim_y, dim_z: as for :class:`BidirectionalINN`; ``dim_y`` includes the log-SNR column(s).
         noise_scale: multiplier of the noise on the input side (:data:`NOISE_SCALE`).
         snr_columns: how many trailing columns of y are log-SNR (0 or 1), copied to the input side.
+        noise_input: put the noise realisation on the input side (default). ``False``: only the log-SNR
+            columns; the noise is then left to the input side's pad dimensions, which the network learns
+            to use as anonymous noise sources (needs ``dim_y + dim_z > dim_x + snr_columns``).
         **kwargs: every other :class:`BidirectionalINN` argument (``dim_aux`` is set here: ``dim_y``).
     """
 
@@ -65,21 +68,23 @@ class NoiseLatentINN(BidirectionalINN):
     supports_snr_conditioning: ClassVar[bool] = True
 
     def __init__(self, dim_x: int, dim_y: int, dim_z: int, noise_scale: float = NOISE_SCALE,
-                 snr_columns: int = 0, **kwargs: Any) -> None:
-        if "dim_aux" in kwargs and kwargs.pop("dim_aux") != dim_y:
-            raise ConfigError("inn_noise: dim_aux is always dim_y (noise per feature plus the log-SNR column)")
+                 snr_columns: int = 0, noise_input: bool = True, **kwargs: Any) -> None:
+        dim_aux = dim_y if noise_input else int(snr_columns)
+        if "dim_aux" in kwargs and kwargs.pop("dim_aux") != dim_aux:
+            raise ConfigError("inn_noise: dim_aux follows from noise_input and snr_columns; leave it out")
         if not 0 <= int(snr_columns) < dim_y:
             raise ConfigError(f"inn_noise: snr_columns must lie in [0, {dim_y}), got {snr_columns}")
         if not noise_scale > 0:
             raise ConfigError(f"inn_noise: noise_scale must be positive, got {noise_scale}")
-        super().__init__(dim_x, dim_y, dim_z, dim_aux=dim_y, **kwargs)
+        super().__init__(dim_x, dim_y, dim_z, dim_aux=dim_aux, **kwargs)
         self.noise_scale = float(noise_scale)
         self.snr_columns = int(snr_columns)
+        self.noise_input = bool(noise_input)
 
     @property
     def uses_noise_realisation(self) -> bool:
-        """True: :meth:`loss` wants the noise that was added to the spectrum features."""
-        return True
+        """Whether :meth:`loss` wants the noise that was added to the spectrum features."""
+        return self.noise_input
 
     @property
     def n_features(self) -> int:
@@ -90,11 +95,13 @@ class NoiseLatentINN(BidirectionalINN):
         config = super().config()
         config.pop("dim_aux", None)
         config.update(noise_scale=self.noise_scale, snr_columns=self.snr_columns)
+        if not self.noise_input:
+            config["noise_input"] = False
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NoiseLatentINN:
-        own = {"noise_scale", "snr_columns"}
+        own = {"noise_scale", "snr_columns", "noise_input"}
         rest = {k: v for k, v in config.items() if k not in own} if isinstance(config, dict) else config
         _checked_kwargs(BidirectionalINN, rest, required=("dim_x", "dim_y", "dim_z"))
         return cls(**config)
@@ -106,7 +113,7 @@ class NoiseLatentINN(BidirectionalINN):
         """Card config: ``options`` plus dimensions; ``dim_y`` counts the log-SNR column when conditioned,
         ``dim_z`` defaults to ``dim_x``."""
         net = dict(options)
-        net.setdefault("dim_z", dim_x)
+        net.setdefault("dim_z", dim_x if net.get("noise_input", True) else max(dim_x, 1))
         snr_cols = 1 if snr_conditioning else 0
         net.update(dim_x=dim_x, dim_y=dim_y + snr_cols, snr_columns=snr_cols)
         return net
@@ -115,6 +122,8 @@ class NoiseLatentINN(BidirectionalINN):
     def training_options(cls, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """As :meth:`BidirectionalINN.training_options`, but no extra y noise: the real noise is modelled."""
         network, _ = super().training_options(settings)
+        if not settings.get("inn_noise_input", True):
+            network["noise_input"] = False
         return network, {"y_noise": 0.0}
 
     def loss(self, x: Tensor, y: Tensor, weights: dict[str, float] | None = None, y_noise: float = 0.0,
@@ -132,6 +141,9 @@ class NoiseLatentINN(BidirectionalINN):
             raise ValueError("inn_noise builds its auxiliary inputs itself; pass noise=..., not aux=...")
         self._check(y, self.dim_y, "y")
         n_feat = self.n_features
+        if not self.noise_input:
+            return super().loss(x, y, weights=weights, y_noise=y_noise, pad_noise=pad_noise,
+                                z_rec_noise=z_rec_noise, generator=generator, aux=y[:, n_feat:] if self.dim_aux else None)
         if noise is None:
             noise = y.new_zeros(y.shape[0], n_feat)
         self._check(noise, n_feat, "noise")

@@ -75,6 +75,9 @@ class TrainSettings:
     # inn only: sigma of the backward-MMD pair weights exp(-|yi - yj|^2 / 2 sigma^2) (paper: 0.48);
     # None disables them (plain MMD against the prior)
     inn_pair_sigma: float | None = 0.48
+    # inn_noise only: give the network the camera-noise realisation (false: log-SNR only, the noise is
+    # left to the pad dimensions; docs/inn_study)
+    inn_noise_input: bool = True
     normalization: str = "geometric_mean"
     # noise model applied to simulated y in every batch (default: the camera's)
     snr_min: float | None = None
