@@ -196,3 +196,20 @@ def test_evaluate_warns_when_the_test_prior_differs(tiny_bundle, fake_dataset, t
     assert "warning:" in err and "another prior" in err and "vhb_1" in err and "high 0.3" in err
     assert main(argv[:4] + [str(fake_dataset)] + argv[5:-1] + [str(tmp_path / "rep2")]) == 0
     assert "another prior" not in capsys.readouterr().err
+
+
+def test_an_image_without_usable_pixels_is_refused_not_written(work, tiny_bundle, capsys):
+    tmp, _, _ = work
+    empty = tmp / "empty.h5"
+    with h5py.File(empty, "w") as f:
+        f.create_dataset("reflectance", data=np.full((3, 4, 8), np.nan, np.float32)).attrs["wavelengths_nm"] = BANDS
+    assert main(_infer(empty, tiny_bundle, tmp / "m.h5", "--snr", "20")) == 2
+    err = capsys.readouterr().err
+    assert "no usable pixel among 12" in err and not (tmp / "m.h5").exists()
+    cube = _cube(tmp / "partly.h5")
+    with h5py.File(cube, "r+") as f:
+        data = f["reflectance"][...]
+        data[0, :2] = np.nan
+        f["reflectance"][...] = data
+    assert main(_infer(cube, tiny_bundle, tmp / "m.h5", "--snr", "20", "--roi", "0,0,2,1")) == 2
+    assert "--roi 0,0,2,1" in capsys.readouterr().err and not (tmp / "m.h5").exists()

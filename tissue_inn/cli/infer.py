@@ -225,6 +225,11 @@ def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: boo
         "infer", quiet, unit="px",
     )
     from tissue_inn.inference.misfit import map_summary_line
+    from tissue_inn.io.pixels import require_usable_pixels
+
+    # never write an empty map: an image (or ROI) without one usable pixel is an error
+    require_usable_pixels(res.mask_reasons, int(res.attrs["pixels_estimated"]),
+                          name=f"{image}" + (f" (--roi {a.roi})" if a.roi else ""))
 
     verdict = map_summary_line(res.maps, res.attrs)  # "38 % of pixels are not explained by …"
     if verdict is not None:
