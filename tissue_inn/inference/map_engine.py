@@ -33,6 +33,7 @@ import torch
 
 from tissue_inn import __version__
 from tissue_inn.errors import Cancelled, TissueInnError
+from tissue_inn.inference.map_preview import amortised_block, sparse_preview_block
 from tissue_inn.inference.map_result import (
     AMORTISED_STATS,
     KIND_AMORTISED,
@@ -50,13 +51,10 @@ from tissue_inn.io.maps_store import MapStore
 from tissue_inn.io.pixels import valid_mask
 from tissue_inn.progress import Progress, RateEstimator
 
-__all__ = ["run_map", "as_cube", "read_tile", "PREVIEW_BLOCK", "PREVIEW_DRAWS"]
+__all__ = ["run_map", "as_cube", "read_tile"]
 
 _PLACEHOLDER_REFLECTANCE = 0.2  # stands in for invalid pixels inside a seed unit (results discarded)
 _PROGRESS_EVERY_S = 0.5
-PREVIEW_BLOCK = 8  # sparse preview: one pixel per 8 × 8 block
-PREVIEW_DRAWS = 32
-_PREVIEW_SALT = 0x5EED_0F_B10C
 
 
 def as_cube(cube: Any) -> Cube:
@@ -322,9 +320,9 @@ def run_map(
             block = store.row_block(r0, r1)
             t0 = time.monotonic()
             if amortised:
-                _amortised_block(posterior, tile, valid, snr_for(r0, r1), snr_value, block, stats, n_par)
+                amortised_block(posterior, tile, valid, snr_for(r0, r1), snr_value, block, stats, n_par)
             else:
-                _sparse_preview_block(posterior, tile, valid, snr_for(r0, r1), snr_value, block, stats, n_par,
+                sparse_preview_block(posterior, tile, valid, snr_for(r0, r1), snr_value, block, stats, n_par,
                                       seed, r0, pv, should_stop)
             store.commit(r0, r1, block)
             timing["network"] += time.monotonic() - t0
@@ -403,64 +401,3 @@ def run_map(
         last_report = time.monotonic()
         yield report(done, r1, "exact", (row_start, r1))
     return finish(True, h)
-
-
-def _fill_quantiles(block: np.ndarray, stats: tuple[str, ...], n_par: int, q: np.ndarray, rows, cols) -> None:
-    """Write amortised quantiles ``q [n, D, 5]`` of pixels ``(rows, cols)`` into a row block."""
-    order = {"q05": 0, "q25": 1, "median": 2, "q75": 3, "q95": 4}
-    for si, s in enumerate(stats):
-        if s in order:
-            vals = q[:, :, order[s]]
-        elif s == "iqr":
-            vals = q[:, :, 3] - q[:, :, 1]
-        else:
-            continue
-        block[si * n_par : (si + 1) * n_par, rows, cols] = vals.T.astype(np.float32)
-
-
-def _amortised_block(posterior, tile, valid, snr_tile, snr_value, block, stats, n_par) -> None:
-    from tissue_inn.estimators.quantile_net import amortised_quantiles
-
-    rows, cols = np.nonzero(valid)
-    if rows.size == 0:
-        return
-    dev = torch.device(posterior.device)
-    y = torch.as_tensor(tile[rows, cols], dtype=torch.float64, device=dev)
-    snr = snr_value if snr_tile is None else torch.as_tensor(snr_tile[rows, cols], dtype=torch.float64, device=dev)
-    with torch.inference_mode():
-        q = amortised_quantiles(posterior.estimator, posterior.amortised, y, snr).cpu().numpy()
-    _fill_quantiles(block, stats, n_par, q, rows, cols)
-
-
-def _sparse_preview_block(posterior, tile, valid, snr_tile, snr_value, block, stats, n_par, seed, r0, pv,
-                          should_stop) -> None:
-    """One pixel per PREVIEW_BLOCK² block (its first valid pixel), PREVIEW_DRAWS draws, painted over the block."""
-    dev = torch.device(posterior.device)
-    rows_n, w = valid.shape
-    b = PREVIEW_BLOCK
-    for br in range(0, rows_n, b):
-        if should_stop is not None and should_stop():
-            return
-        picks, spans = [], []
-        for bc in range(0, w, b):
-            sub = valid[br : br + b, bc : bc + b]
-            if not sub.any():
-                continue
-            rr, cc = np.argwhere(sub)[0]
-            picks.append((br + rr, bc + cc))
-            spans.append((br, bc))
-        if not picks:
-            continue
-        pr, pc = np.array(picks).T
-        y = torch.as_tensor(tile[pr, pc], dtype=torch.float64, device=dev)
-        snr = None if snr_tile is None else torch.as_tensor(snr_tile[pr, pc], dtype=torch.float64, device=dev)
-        gen = unit_generator(seed ^ _PREVIEW_SALT, r0 + br, 0)
-        samples = posterior.sample_unit(y, PREVIEW_DRAWS, gen, snr=snr if snr is not None else snr_value)
-        red = summarize(samples, pv, stats)
-        vals = torch.stack([red[s] for s in stats]).to(torch.float32).cpu().numpy()  # [S, n, D]
-        for k, (sr, sc) in enumerate(spans):
-            sub_valid = valid[sr : sr + b, sc : sc + b]
-            for si in range(len(stats)):
-                for d in range(n_par):
-                    view = block[si * n_par + d, sr : sr + b, sc : sc + b]
-                    view[sub_valid] = vals[si, k, d]
