@@ -13,6 +13,7 @@ regenerated from all rows there)::
         --train data/colon_100k.h5 --n-train 25000 --test data/colon_test.h5 --n-test 500 \\
         --steps 1500 -o docs/inn_study
     .venv/bin/python benchmarks/inn_study.py --report-only -o docs/inn_study
+    .venv/bin/python benchmarks/inn_study.py --merge OTHER_OUT [...] -o docs/inn_study  # rows run in parallel
 
 Training data: the first ``--n-train`` spectra of ``--train`` (seed 100 for colon_100k); test data: the
 first ``--n-test`` spectra of ``--test`` (seed 1), never seen in training. Noise: the camera's
@@ -59,6 +60,7 @@ BASE: dict[str, Any] = {
     "y_noise": 0.05,
     "pad_noise": 0.01,
     "noise_latent": False,
+    "noise_input": True,
     "snr_conditioning": False,
     "loss_weights": {},
     "backward_kernels": None,
@@ -84,6 +86,8 @@ ROWS: dict[str, dict[str, Any]] = {
     "ynoise02": {"pair_sigma": None, "y_noise": 0.2},
     # the measurement noise as a latent input: x-side = [x, noise realisation]
     "noise_latent": {"pair_sigma": None, "dim_z": 13, "noise_latent": True, "y_noise": 0.0},
+    "z13_snr": {"pair_sigma": None, "dim_z": 13, "noise_latent": True, "noise_input": False, "y_noise": 0.0,
+                "snr_conditioning": True},
     "noise_latent_snr": {"pair_sigma": None, "dim_z": 13, "noise_latent": True, "y_noise": 0.0,
                          "snr_conditioning": True},
     # (b) L_x weight and kernel widths on the fixed model
@@ -155,7 +159,8 @@ def run_row(name: str, args: argparse.Namespace) -> dict[str, Any]:
         n_hidden_layers=cfg["n_hidden_layers"], clamp=cfg["clamp"], seed=args.seed,
     )
     if cfg["noise_latent"]:
-        model: BidirectionalINN = NoiseLatentINN(snr_columns=1 if snr_cond else 0, **options)
+        model: BidirectionalINN = NoiseLatentINN(snr_columns=1 if snr_cond else 0, noise_input=cfg["noise_input"],
+                                                 **options)
     elif snr_cond:
         raise ValueError(f"row {name}: SNR conditioning needs noise_latent")
     else:
@@ -180,7 +185,7 @@ def run_row(name: str, args: argparse.Namespace) -> dict[str, Any]:
         noise = (coding.features(y_noisy.double()) - coding.features(y_clean.double())).float()
         lg = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
         model.train()
-        extra = {"noise": noise} if cfg["noise_latent"] else {}
+        extra = {"noise": noise} if cfg["noise_latent"] and cfg["noise_input"] else {}
         terms = model.loss(xs_all[idx], c, y_noise=cfg["y_noise"], pad_noise=cfg["pad_noise"], generator=lg, **extra)
         if not torch.isfinite(terms["total"]):
             raise RuntimeError(f"row {name}: diverged at step {step}")
@@ -305,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--merge", nargs="+", type=Path, default=[],
+                   help="fold the results.json of other output folders (rows run in parallel) into -o")
     p.add_argument("-o", "--out", default="docs/inn_study")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -324,7 +331,15 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(res, indent=1))
         tmp.replace(path)
         write_report(out)
-    if args.report_only:
+    if args.merge:
+        path = out / "results.json"
+        res = json.loads(path.read_text()) if path.exists() else {}
+        for folder in args.merge:
+            res.update(json.loads((folder / "results.json").read_text()))
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(path)
+    if args.report_only or args.merge:
         write_report(out)
     return 0
 
