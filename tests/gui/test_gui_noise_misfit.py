@@ -67,3 +67,26 @@ def test_unexplained_pixels_are_greyed_with_a_counted_legend(qtbot, make_window,
     assert "exact map" in win.maps_panel.kind.text()
     assert not win.maps_panel.kind_choice.model().item(1).isEnabled()  # the tiny bundle has no amortised net
 
+
+
+def test_maps_are_drawn_while_they_are_computed(qtbot, make_window, tmp_path):
+    from conftest import write_cube
+
+    win = make_window(image=write_cube(tmp_path / "wide.h5", h=24, w=32), n_draws_map=32)
+    win.maps_panel.predictive.setChecked(False)
+    win.maps_panel.preview.setChecked(True)
+    drawn: list[tuple[int, int]] = []
+    real = win._show_map
+
+    def spy():
+        real()
+        if win.ws.maps is not None and win.image_view.overlay.image is not None:
+            drawn.append((int(win.ws.maps.mask.sum()), int(win.ws.maps.mask.size)))
+
+    win._show_map = spy
+    win.maps_panel.displayChanged.disconnect()
+    win.maps_panel.displayChanged.connect(spy)
+    with qtbot.waitSignal(win.mapsShown, timeout=WAIT_MS):
+        win.maps_panel.btn_image.click()
+    assert drawn and any(done < total for done, total in drawn), drawn  # an overlay before the last row
+    assert drawn[-1][0] == drawn[-1][1]
