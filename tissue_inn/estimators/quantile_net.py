@@ -119,17 +119,41 @@ def pinball_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 @torch.no_grad()
 def amortised_quantiles(estimator, qnet: QuantileNet, y_reflectance: Tensor, snr: float | Tensor | None = None,
-                        chunk: int = 65536) -> Tensor:
-    """Quantiles ``[N, D, 5]`` (float64, physical units, inside the prior support) of spectra ``[N, B]``."""
+                        chunk: int = 65536, levels: tuple[int, ...] | None = None,
+                        fast: bool = False) -> Tensor:
+    """Quantiles ``[N, D, Q]`` (physical units, inside the prior support) of spectra ``[N, B]``.
+
+    ``levels``: indices into :data:`QUANTILES` to return (default all five). ``fast``: map back to
+    physical units in float32 and per column group (what image maps store; float64 otherwise).
+    """
+    idx = list(range(len(QUANTILES))) if levels is None else list(levels)
     out = []
     for s in range(0, y_reflectance.shape[0], chunk):
         snr_s = snr[s : s + chunk] if isinstance(snr, Tensor) and snr.ndim > 0 else snr
         c = estimator.y_to_net(y_reflectance[s : s + chunk], snr_s)
-        u = qnet(c)  # [n, D, Q]
-        out.append(estimator.net_to_x(u.transpose(1, 2)).transpose(1, 2))
+        u = qnet(c)[..., idx]  # [n, D, Q]
+        if fast:
+            out.append(_to_physical_fast(estimator, u))
+        else:
+            out.append(estimator.net_to_x(u.transpose(1, 2)).transpose(1, 2))
     if not out:
-        return torch.zeros((0, qnet.dim_x, len(QUANTILES)), dtype=torch.float64)
+        return torch.zeros((0, qnet.dim_x, len(idx)), dtype=torch.float32 if fast else torch.float64)
     return torch.cat(out)
+
+
+def _to_physical_fast(estimator, u: Tensor) -> Tensor:
+    """``net_to_x`` for ``u [n, D, Q]`` in float32, each parameter column only through its own branch."""
+    scaler, bounds = estimator.x_scaler, estimator.x_transform
+    v = u * scaler.std.to(u.dtype)[:, None] + scaler.mean.to(u.dtype)[:, None]
+    low = torch.where(torch.isfinite(bounds.low), bounds.low, torch.zeros_like(bounds.low)).to(u.dtype)
+    high = torch.where(torch.isfinite(bounds.high), bounds.high, torch.ones_like(bounds.high)).to(u.dtype)
+    both = torch.nonzero(bounds.both).flatten().tolist()
+    lower = torch.nonzero(bounds.lower_only).flatten().tolist()
+    if both:
+        v[:, both] = low[both, None] + (high - low)[both, None] * torch.sigmoid(v[:, both])
+    if lower:
+        v[:, lower] = low[lower, None] + torch.exp(v[:, lower].clamp(max=60.0))
+    return v
 
 
 def save_quantile_net(qnet: QuantileNet, folder: str | os.PathLike, file_name: str = "amortised.safetensors",

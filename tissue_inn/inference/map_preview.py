@@ -20,31 +20,42 @@ PREVIEW_DRAWS = 32
 _PREVIEW_SALT = 0x5EED_0F_B10C
 
 
-def _fill_quantiles(block: np.ndarray, stats: tuple[str, ...], n_par: int, q: np.ndarray, rows, cols) -> None:
-    """Write amortised quantiles ``q [n, D, 5]`` of pixels ``(rows, cols)`` into a row block."""
-    order = {"q05": 0, "q25": 1, "median": 2, "q75": 3, "q95": 4}
+_LEVEL = {"q05": 0, "q25": 1, "median": 2, "q75": 3, "q95": 4}
+
+
+def _levels(stats: tuple[str, ...]) -> tuple[int, ...]:
+    need = {_LEVEL[s] for s in stats if s in _LEVEL}
+    if "iqr" in stats:
+        need |= {1, 3}
+    return tuple(sorted(need))
+
+
+def _fill_quantiles(block: np.ndarray, stats: tuple[str, ...], n_par: int, q: np.ndarray, levels, rows, cols) -> None:
+    """Write amortised quantiles ``q [n, D, len(levels)]`` of pixels ``(rows, cols)`` into a row block."""
+    at = {lv: k for k, lv in enumerate(levels)}
     for si, s in enumerate(stats):
-        if s in order:
-            vals = q[:, :, order[s]]
+        if s in _LEVEL:
+            vals = q[:, :, at[_LEVEL[s]]]
         elif s == "iqr":
-            vals = q[:, :, 3] - q[:, :, 1]
+            vals = q[:, :, at[3]] - q[:, :, at[1]]
         else:
             continue
-        block[si * n_par : (si + 1) * n_par, rows, cols] = vals.T.astype(np.float32)
+        block[si * n_par : (si + 1) * n_par, rows, cols] = vals.T
 
 
 def amortised_block(posterior, tile, valid, snr_tile, snr_value, block, stats, n_par) -> None:
     from tissue_inn.estimators.quantile_net import amortised_quantiles
 
+    levels = _levels(stats)
     rows, cols = np.nonzero(valid)
-    if rows.size == 0:
+    if rows.size == 0 or not levels:
         return
     dev = torch.device(posterior.device)
     y = torch.as_tensor(tile[rows, cols], dtype=torch.float64, device=dev)
     snr = snr_value if snr_tile is None else torch.as_tensor(snr_tile[rows, cols], dtype=torch.float64, device=dev)
     with torch.inference_mode():
-        q = amortised_quantiles(posterior.estimator, posterior.amortised, y, snr).cpu().numpy()
-    _fill_quantiles(block, stats, n_par, q, rows, cols)
+        q = amortised_quantiles(posterior.estimator, posterior.amortised, y, snr, levels=levels, fast=True)
+    _fill_quantiles(block, stats, n_par, q.cpu().numpy(), levels, rows, cols)
 
 
 def sparse_preview_block(posterior, tile, valid, snr_tile, snr_value, block, stats, n_par, seed, r0, pv,
