@@ -117,3 +117,22 @@ def test_interrupt_leaves_no_output(cube_path, tiny_bundle, tmp_path, monkeypatc
     rc = main(_args(cube_path, tiny_bundle, out, "--tiff", str(out / "maps.tif")))
     assert rc == 130
     assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True
+
+
+def test_kind_amortised(cube_path, tiny_bundle, tmp_path, capsys):
+    """--kind amortised: the bundle's quantile network (the shipped default has one; the tiny test bundle not)."""
+    out = tmp_path / "a.h5"
+    assert main(["-q", "infer", str(cube_path), "--model", str(tiny_bundle), "--kind", "amortised", "-o",
+                 str(out)]) == 2
+    assert "no amortised summary network" in capsys.readouterr().err and not out.exists()
+    assert main(["-q", "infer", str(cube_path), "--kind", "amortised", "--stats", "mean", "-o", str(out)]) == 2
+    assert "need --kind exact" in capsys.readouterr().err
+    from tissue_inn.inference.posterior import Posterior
+
+    if not Posterior.from_bundle(None).has_amortised:
+        pytest.skip("the shipped default model has no amortised network")
+    assert main(["-q", "infer", "sample", "--kind", "amortised", "--roi", "0,0,8,8", "--snr", "30", "-o",
+                 str(out)]) == 0
+    maps, attrs, mask = read_maps_hdf5(out)
+    assert attrs["map_kind"] == "amortised" and mask.sum() == 64 and "predictive/residual" not in maps
+    assert np.isfinite(maps["sao2/median"][mask]).all() and "sao2/q95" in maps

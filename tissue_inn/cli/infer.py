@@ -94,6 +94,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="median",
         help="re-simulate each pixel's posterior median (residual map; one forward solve per pixel)",
     )
+    p.add_argument(
+        "--kind", choices=["exact", "amortised"], default="exact",
+        help="exact: statistics of the INN's --draws per pixel (the truth; cost grows with --draws, and the "
+        "residual re-simulates each pixel); amortised: the bundle's quantile network, median and 5/25/75/95 %% "
+        "quantiles in one pass (seconds for a whole image; no residual)",
+    )
     p.add_argument("--tile-pixels", type=int, default=65536, help="pixels read per strip (memory)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -136,11 +142,20 @@ class InferSettings:
         bad = set(self.stats) - set(ALL_MAP_STATS)
         if bad or not self.stats:
             raise TissueInnError(f"--stats: unknown {sorted(bad)}; choose from {','.join(ALL_MAP_STATS)}")
+        if args.kind == "amortised":
+            from tissue_inn.inference.map_result import AMORTISED_STATS
+
+            if not args.stats:
+                self.stats = AMORTISED_STATS
+            elif set(self.stats) - set(AMORTISED_STATS):
+                raise TissueInnError(f"--kind amortised makes only {','.join(AMORTISED_STATS)}; "
+                                     f"{sorted(set(self.stats) - set(AMORTISED_STATS))} need --kind exact")
         self.png_stats = tuple(s.strip() for s in args.png_stats.split(",") if s.strip())
         bad = set(self.png_stats) - set(self.stats)
         if args.png is not None and bad:
             raise TissueInnError(f"--png-stats {sorted(bad)} are not among the computed --stats")
-        self.predictive = None if args.predictive == "none" else "median"
+        # the residual re-simulates the median of each pixel's draws: exact maps only
+        self.predictive = None if args.predictive == "none" or args.kind == "amortised" else "median"
         self.snr = None
         if args.snr is not None:
             from tissue_inn.inference.noise import parse_snr
@@ -154,7 +169,7 @@ class InferSettings:
         a = self.args
         return {"draws": a.draws, "seed": a.seed, "roi": a.roi, "dataset": a.dataset, "wavelengths": self.wavelengths,
                 "white": a.white, "dark": a.dark, "scale": a.scale, "stats": list(self.stats),
-                "predictive": self.predictive, "snr": a.snr}
+                "predictive": self.predictive, "snr": a.snr, "kind": a.kind}
 
     def read(self, image: Path):
         from tissue_inn.io.cube import read_cube
@@ -221,7 +236,7 @@ def analyse(posterior, image: Path, settings: InferSettings, outputs, quiet: boo
     snr = spec.per_pixel(h, w) if spec.kind == "map" else spec.scalar()
     res = drive(
         infer_image(posterior, cube, n_draws=a.draws, seed=a.seed, roi_mask=roi, tile_pixels=a.tile_pixels,
-                    predictive=settings.predictive, stats=settings.stats, snr=snr),
+                    predictive=settings.predictive, stats=settings.stats, snr=snr, kind=a.kind),
         "infer", quiet, unit="px",
     )
     from tissue_inn.inference.misfit import map_summary_line
