@@ -136,3 +136,14 @@ def test_tiny_model_on_the_gpu(files):
     made = run_to_completion(make_model(req))
     assert made.card["training"]["settings"]["device"] == "cuda"
     assert made.card["evaluation"]["summary"]["snr20"]["n_test"] == 40
+
+
+def test_cost_estimate_counts_only_what_is_left_to_simulate(files, one_thread):
+    req = _request(files, size=300, test_size=50)
+    full = estimate_cost(req)
+    work = work_dir(req.output)
+    work.mkdir()
+    (work / "train.h5").write_bytes(b"")  # a finished training set (only its presence counts here)
+    part = estimate_cost(req)
+    assert "the rest is in" in part.text and "simulate 50 spectra" in part.text
+    assert "simulate 350 spectra" in full.text

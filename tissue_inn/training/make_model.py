@@ -189,7 +189,7 @@ def estimate_cost(request: MakeModelRequest, n_probe: int = 32) -> CostEstimate:
         if i:  # the first step is a warm-up
             t_train += time.perf_counter() - t0
     train_rate = steps * bs / max(t_train, 1e-9)
-    n_sim = request.size + request.test_size
+    n_sim = _remaining_simulation(request)
     simulate_s = n_sim / sim_rate
     train_s = settings.epochs * settings.iterations_per_epoch * bs / train_rate
     n_eval = min(request.test_size, 2000)
@@ -198,9 +198,24 @@ def estimate_cost(request: MakeModelRequest, n_probe: int = 32) -> CostEstimate:
                                              + request.ppc_cases * 8 / rate)
                   + (n_eval / rate + 0.2 * train_s if request.gate else 0.0))
     text = (f"estimated time: {_hms(simulate_s + train_s + evaluate_s)} — simulate {n_sim:,} spectra "
+            f"{'(the rest is in ' + str(work_dir(request.output)) + ') ' if n_sim < request.size + request.test_size else ''}"
             f"{_hms(simulate_s)} ({rate:.0f} spectra/s per process × {procs} on {device}), train {settings.epochs} "
             f"epochs {_hms(train_s)} ({train_rate:.0f} samples/s), evaluate {_hms(evaluate_s)}")
     return CostEstimate(simulate_s, train_s, evaluate_s, rate, train_rate, procs, device, text)
+
+
+def _remaining_simulation(request: MakeModelRequest) -> int:
+    """Spectra still to simulate: what a resumed request (finished files in its work folder) skips."""
+    work = work_dir(request.output)
+    n = 0
+    if not (work / "train.h5").exists():
+        procs = request.n_processes()
+        shards = [work / f"train.s{k}.h5" for k in range(procs)]
+        n = request.size if procs == 1 else sum(_shard_size(request.size, k, procs)
+                                                 for k, p in enumerate(shards) if not p.exists())
+    if not (work / "test.h5").exists():
+        n += request.test_size
+    return n
 
 
 def _hms(s: float) -> str:
