@@ -30,3 +30,25 @@ def test_default_model_samples_on_cuda_within_support():
     samples = post.sample(y, 4096, seed=0)
     bounds = post.prior_bounds
     assert (samples >= bounds[:, 0]).all() and (samples <= bounds[:, 1]).all()
+
+
+def test_maps_on_cuda_match_cpu_exact_preview_and_amortised():
+    """Exact maps (same seeds → same draws up to float rounding), preview and amortised maps on the GPU."""
+    import numpy as np
+
+    from tissue_inn.inference.image import infer_image
+    from tissue_inn.inference.posterior import Posterior
+    from tissue_inn.progress import run_to_completion
+
+    rng = np.random.default_rng(0)
+    cube = (np.linspace(0.05, 0.5, 8) * rng.uniform(0.6, 1.4, (6, 40, 1))).astype(np.float32)
+    cpu = Posterior.from_bundle("colon_default", device="cpu")
+    gpu = Posterior.from_bundle("colon_default", device="cuda")
+    for kw in ({"n_draws": 64, "predictive": None, "preview": True}, {"kind": "amortised"}):
+        a = run_to_completion(infer_image(cpu, cube, **kw))
+        b = run_to_completion(infer_image(gpu, cube, **kw))
+        assert b.attrs["device"].startswith("cuda") and np.array_equal(a.mask, b.mask)
+        for key in ("sao2/median", "sao2/iqr"):
+            np.testing.assert_allclose(np.asarray(b.maps[key]), np.asarray(a.maps[key]), rtol=1e-3, atol=1e-3)
+    px = gpu.pixel(cube[0, 0].astype(np.float64), n_draws=4096, predictive_draws=0)
+    assert px.samples.shape == (4096, 13)
