@@ -145,3 +145,18 @@ def test_a_replaced_folder_must_not_hold_an_input(tmp_path):
     with pytest.raises(TissueInnError, match="delete"):
         atomic.check_not_inputs({}, {"--data": data}, replaced_folders=[tmp_path / "models" / "x"])
     atomic.check_not_inputs({}, {"--data": data}, replaced_folders=[tmp_path / "models" / "y"])
+
+
+def test_scratch_dirs_of_killed_processes_are_removed(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = tmp_path / f"tissue_inn_maps_{atomic._HOST}-{proc.pid}.abc123"
+    dead.mkdir()
+    (dead / "maps.h5").write_bytes(b"\0" * 100)
+    live = tmp_path / f"tissue_inn_maps_{atomic._HOST}-{os.getppid()}.abc123"
+    live.mkdir()
+    other = tmp_path / "tissue_inn_maps_unrelated"
+    other.mkdir()
+    new = atomic.make_scratch_dir("tissue_inn_maps_", tmp_path)
+    assert new.is_dir() and new.name.startswith(f"tissue_inn_maps_{atomic._HOST}-{os.getpid()}.")
+    assert not dead.exists() and live.exists() and other.exists()

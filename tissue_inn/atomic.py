@@ -23,7 +23,7 @@ from pathlib import Path
 from tissue_inn.errors import OutputExistsError, TissueInnError
 
 __all__ = ["atomic_path", "atomic_dir", "atomic_group", "check_writable", "check_not_inputs",
-           "clean_stale_temporaries"]
+           "clean_stale_temporaries", "make_scratch_dir"]
 
 #: A temporary file of a live process on another host (or with a reused pid) is removed after this age.
 STALE_SECONDS = 6 * 3600
@@ -84,6 +84,27 @@ def clean_stale_temporaries(folder: str | os.PathLike, name: str, now: float | N
                 entry.unlink()
             removed.append(entry)
     return removed
+
+
+def make_scratch_dir(prefix: str, parent: str | os.PathLike | None = None) -> Path:
+    """A private scratch folder ``PREFIX + HOST-PID.RANDOM`` in ``parent`` (default: the system's temp folder).
+
+    Scratch folders of the same prefix left by processes of this host that are gone (``kill -9``) are
+    removed first, so a crash leaves at most one generation of litter.
+    """
+    parent = Path(tempfile.gettempdir() if parent is None else parent)
+    pattern = re.compile(rf"^{re.escape(prefix)}(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)\.[A-Za-z0-9_]+$")
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or m["host"] != _HOST or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{_HOST}-{os.getpid()}.", dir=parent))
 
 
 def check_writable(path: str | os.PathLike, force: bool = False) -> Path:

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from tissue_inn.atomic import make_scratch_dir
 
 __all__ = ["MapStore", "MEMORY_BUDGET_BYTES", "SCRATCH_PREFIX"]
 
@@ -81,7 +82,7 @@ class MapStore(Mapping):
             return
         import h5py
 
-        self._folder = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=None if scratch_dir is None else str(scratch_dir))
+        self._folder = str(make_scratch_dir(SCRATCH_PREFIX, scratch_dir))  # litter of killed runs is removed
         self._finalizer = weakref.finalize(self, _remove, self._folder)
         self._file = h5py.File(Path(self._folder) / "maps.h5", "w")
         h, w = self.shape
