@@ -122,10 +122,9 @@ class ImageView(QWidget):
         self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("#ff3030", width=2), brush=None)
         self.marker.setZValue(50)
         self.view.addItem(self.marker)
-        self.levels = pg.HistogramLUTItem(image=self.base)
-        self.levels.setMinimumWidth(90)
-        self.levels.axis.setLabel("reflectance")
-        self.graphics.addItem(self.levels, row=0, col=1)
+        # the levels histogram is built on first use: pyqtgraph's gradient menu imports matplotlib's
+        # pyplot (≈ 2 s), which would delay the first paint of the window
+        self.levels: pg.HistogramLUTItem | None = None
         self.colorbar = pg.ColorBarItem(
             values=(0, 1), colorMap=colormap("viridis"), interactive=False, width=18, colorMapMenu=False
         )
@@ -199,10 +198,10 @@ class ImageView(QWidget):
         self._rgb = True
         data = np.nan_to_num(rgb, nan=0.0)
         self.base.setImage(data, levels=(0.0, 1.0), autoLevels=False)
-        self.levels.setLevelMode("rgba")
-        self.levels.setLevels(0.0, 1.0)
-        self.levels.setVisible(False)  # levels belong to the single-band view; RGB is percentile-stretched
-        self.levels.axis.setLabel("stretched reflectance")
+        if self.levels is not None:  # levels belong to the single-band view; RGB is percentile-stretched
+            self.levels.setLevelMode("rgba")
+            self.levels.setLevels(0.0, 1.0)
+            self.levels.setVisible(False)
         if first:
             self.reset_zoom()
 
@@ -214,14 +213,22 @@ class ImageView(QWidget):
         self._rgb = False
         finite = band[np.isfinite(band)]
         lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
-        self.levels.setVisible(True)
-        self.levels.setLevelMode("mono")
+        levels = self._levels()
+        levels.setVisible(True)
+        levels.setLevelMode("mono")
         self.base.setImage(band, autoLevels=False, levels=(float(lo), float(hi) if hi > lo else float(lo) + 1e-6))
-        self.levels.gradient.loadPreset("grey")
-        self.levels.setLevels(float(lo), float(hi) if hi > lo else float(lo) + 1e-6)
-        self.levels.axis.setLabel(label)
+        levels.gradient.loadPreset("grey")
+        levels.setLevels(float(lo), float(hi) if hi > lo else float(lo) + 1e-6)
+        levels.axis.setLabel(label)
         if first:
             self.reset_zoom()
+
+    def _levels(self) -> pg.HistogramLUTItem:
+        if self.levels is None:
+            self.levels = pg.HistogramLUTItem(image=self.base)
+            self.levels.setMinimumWidth(90)
+            self.graphics.addItem(self.levels, row=0, col=1)
+        return self.levels
 
     def reset_zoom(self) -> None:
         h, w = self._shape
