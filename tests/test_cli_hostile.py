@@ -213,3 +213,19 @@ def test_an_image_without_usable_pixels_is_refused_not_written(work, tiny_bundle
         f["reflectance"][...] = data
     assert main(_infer(cube, tiny_bundle, tmp / "m.h5", "--snr", "20", "--roi", "0,0,2,1")) == 2
     assert "--roi 0,0,2,1" in capsys.readouterr().err and not (tmp / "m.h5").exists()
+
+
+@pytest.mark.parametrize(("kind", "words"), [("lying_header", "header claims"), ("raw_counts", "--white and --dark")])
+def test_bad_cubes_end_in_one_line_with_the_fix(work, tiny_bundle, capsys, kind, words):
+    tmp, _, _ = work
+    path = tmp / f"{kind}.h5"
+    with h5py.File(path, "w") as f:
+        if kind == "lying_header":  # a few KB on disk claiming 298 GiB
+            d = f.create_dataset("reflectance", shape=(100000, 100000, 8), dtype="f4", chunks=(64, 64, 8))
+        else:
+            d = f.create_dataset("reflectance", data=np.random.default_rng(0).integers(200, 4000, (6, 6, 8)).astype("u2"))
+        d.attrs["wavelengths_nm"] = BANDS
+    assert main(_infer(path, tiny_bundle, tmp / "m.h5", "--snr", "20")) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and words in errors[0] and "Traceback" not in errors[0]
+    assert not (tmp / "m.h5").exists()
