@@ -34,6 +34,20 @@ def test_edge_statistic_counts_draws_within_one_percent_of_a_bound():
     np.testing.assert_allclose(e, [0.30, 0.50, 0.0])
 
 
+def test_residual_is_the_predictive_median_spectrum_against_the_measurement_shape():
+    k = torch.arange(4, dtype=torch.float64)
+    gate = MisfitGate(TABLE, lambda x: torch.exp(x[:, :1] * k), np.array([[0.0, 1.0]]))
+    draws = torch.full((1, 64, 1), 0.1, dtype=torch.float64)
+    draws[0, 40:] = 0.9  # draws beyond the first 32 are not re-simulated
+    y = 3.0 * torch.exp(0.1 * k + torch.tensor([0.02, -0.02, 0.02, -0.02], dtype=torch.float64))[None]
+    res, edge = gate.statistics(y, draws)
+    assert float(res[0]) == pytest.approx(0.02, rel=1e-9)  # the factor 3 (illumination) does not count
+    assert float(edge[0]) == 0.0
+    draws[0, :20] = 0.5  # now the band-wise median of the 32 re-simulated draws is the x = 0.5 spectrum
+    res2, _ = gate.statistics(torch.exp(0.5 * k)[None] * 2.0, draws)
+    assert float(res2[0]) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_union_thresholds_hold_the_false_alarm_level():
     rng = np.random.default_rng(0)
     r, e = rng.uniform(size=20000), rng.uniform(size=20000)

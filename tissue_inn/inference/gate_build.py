@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -101,7 +102,8 @@ def _borrowed_surrogate(source: str | os.PathLike, posterior: Posterior, spec: d
             other.card.get("camera") != posterior.card.get("camera"):
         raise ModelBundleError(f"{source}: its surrogate was made for another tissue, camera or prior")
     training = dict(other.card["surrogate"].get("training", {}))
-    training["reused_from"] = {"model": other.model_name, "sha256": other.card["surrogate"].get("sha256")}
+    if Path(str(other.card.get("_bundle_path"))).resolve() != Path(str(posterior.card.get("_bundle_path"))).resolve():
+        training["reused_from"] = {"model": other.model_name, "sha256": other.card["surrogate"].get("sha256")}
     return surrogate, training
 
 

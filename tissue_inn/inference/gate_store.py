@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from tissue_inn.atomic import atomic_path
 from tissue_inn.errors import ModelBundleError
@@ -60,8 +60,8 @@ def attach_to_bundle(folder: str | os.PathLike, surrogate: ForwardSurrogate | No
     updates: dict[str, Any] = {}
     if surrogate is not None:
         state = {k: v.detach().cpu().contiguous() for k, v in surrogate.state_dict().items()}
-        with atomic_path(folder / SURROGATE_FILE, force=True) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "tissue_inn_part": "forward_surrogate"})
+        with atomic_path(folder / SURROGATE_FILE, force=True) as tmp:  # bytes into the temp file: keeps its mode
+            tmp.write_bytes(save(state, metadata={"format": "pt", "tissue_inn_part": "forward_surrogate"}))
         updates[SURROGATE_KEY] = surrogate_card_entry(surrogate, file_sha256(folder / SURROGATE_FILE), training,
                                                       validation)
     if gate_section is not None:
@@ -103,4 +103,4 @@ def load_surrogate(card: dict[str, Any], folder: str | os.PathLike | None = None
         model.load_state_dict(state, strict=True)
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelBundleError(f"{path}: surrogate does not fit its card entry ({str(exc)[:200]})") from None
-    return model.to(device).eval()
+    return model.requires_grad_(False).to(device).eval()

@@ -17,7 +17,14 @@ import torch
 
 from tissue_inn.config import NoiseModel
 from tissue_inn.errors import Cancelled
-from tissue_inn.inference.misfit import DEFAULT_ALPHA, EDGE_BAND, GATE_VERSION, REPORT_QUANTILES, MisfitGate
+from tissue_inn.inference.misfit import (
+    DEFAULT_ALPHA,
+    EDGE_BAND,
+    GATE_VERSION,
+    PREDICTIVE_DRAWS,
+    REPORT_QUANTILES,
+    MisfitGate,
+)
 from tissue_inn.inference.posterior import Posterior
 from tissue_inn.progress import Progress
 
@@ -157,7 +164,8 @@ def calibrate(
         "alpha": float(alpha),
         "edge_band": EDGE_BAND,
         "statistics": "residual: RMS over bands of log(y_sim/y), mean removed (scale-free models), y_sim = "
-        "re-simulated posterior median; edge: max over parameters bounded on both sides of the fraction of "
+        f"band-wise median of the first {PREDICTIVE_DRAWS} posterior draws re-simulated (each at the measurement's "
+        "scale when scale-free); edge: max over parameters bounded on both sides of the fraction of "
         f"draws within {EDGE_BAND:g} of the interval width from a bound; score = max(residual/residual_threshold, "
         "edge/edge_threshold), explained = score <= 1 (tissue_inn.inference.misfit)",
         "snr": [float(v) for v in grid],
@@ -168,6 +176,7 @@ def calibrate(
         "residual_quantiles": rq,
         "edge_quantiles": eq,
         "residual_engine": residual_engine,
+        "predictive_draws": PREDICTIVE_DRAWS,
         "n_cases": int(n),
         "n_draws": int(n_draws),
         "seed": int(seed),
