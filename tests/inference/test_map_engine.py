@@ -57,15 +57,13 @@ def test_preview_comes_first_and_the_exact_pass_replaces_it(post, cube):
 
 def test_cancel_keeps_finished_pixels_marked_incomplete(post, cube):
     full = run_to_completion(infer_image(post, cube, n_draws=16, predictive=None, stats=STATS))
-    calls = {"n": 0}
-
-    def stop() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 7  # a few seed units in, mid-row
-
+    flag = {"stop": False}
+    gen = infer_image(post, cube, n_draws=16, predictive=None, stats=STATS, should_stop=lambda: flag["stop"],
+                      preview=True, tile_pixels=24 * 3)
     with pytest.raises(Cancelled) as err:
-        run_to_completion(infer_image(post, cube, n_draws=16, predictive=None, stats=STATS, should_stop=stop,
-                                      preview=True))
+        for p in gen:
+            if p.extra["pass"] == "exact" and p.extra["rows_done"] > 0:
+                flag["stop"] = True  # the user presses Cancel after the first exact rows arrived
     part = err.value.partial
     assert not part.complete and 0 < part.mask.sum() < full.mask.sum()
     assert not part.preview_mask.any()

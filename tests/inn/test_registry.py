@@ -37,6 +37,11 @@ def test_every_family_honours_the_contract(name: str) -> None:
     a = net.sample(c, 5, generator=torch.Generator().manual_seed(7))
     b = rebuilt.sample(c, 5, generator=torch.Generator().manual_seed(7))
     assert a.shape == (3, 5, 4) and torch.equal(a, b)
+    # sample = decode of the latent codes latent_draws hands out (what merged seed units rely on)
+    z_all = net.latent_draws(15, c, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        again = net.decode(c.repeat_interleave(5, dim=0), z_all).reshape(3, 5, 4)
+    assert torch.equal(again, a)
     # decode is the sampler's map: the same latent draws give the same samples
     z = torch.randn(4, net.latent_dim, generator=gen)
     x = net.decode(c[:1].expand(4, -1), z)
@@ -57,6 +62,17 @@ def test_snr_conditioning_follows_the_family_flag() -> None:
         else:
             with pytest.raises(ValueError, match="SNR conditioning"):
                 make_spec(*args, snr_range=(10.0, 50.0))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_merged_seed_units_equal_one_call_per_unit(name: str) -> None:
+    spec = make_spec(name, ["a", "b", "c"], ["1"] * 3, [0.0] * 3, [1.0] * 3, [500.0, 600.0], SMALL)
+    est = PosteriorEstimator(spec)
+    y = torch.rand(7, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 0.4 + 0.1
+    one_by_one = torch.cat([est.sample(y[:3], 6, generator=torch.Generator().manual_seed(1)),
+                            est.sample(y[3:], 6, generator=torch.Generator().manual_seed(2))])
+    merged = est.sample_units(y, 6, [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)], [3, 4])
+    assert torch.equal(merged, one_by_one)
 
 
 def test_unknown_family_is_named_with_the_known_ones() -> None:
@@ -121,11 +137,13 @@ class DiagonalGaussian(nn.Module):
         mu, log_sigma = self._moments(c)
         return mu + log_sigma.exp() * z
 
+    def latent_draws(self, n_rows, like, generator=None):
+        return torch.randn(n_rows, self.dim_x, generator=generator, dtype=like.dtype)
+
     @torch.no_grad()
     def sample(self, c, n_draws, generator=None):
         c_rep = c.repeat_interleave(n_draws, dim=0)
-        z = torch.randn(c_rep.shape[0], self.dim_x, generator=generator)
-        return self.decode(c_rep, z).reshape(c.shape[0], n_draws, self.dim_x)
+        return self.decode(c_rep, self.latent_draws(c_rep.shape[0], c, generator)).reshape(c.shape[0], n_draws, -1)
 
     def loss(self, x, c, generator=None):
         mu, log_sigma = self._moments(c)
@@ -153,3 +171,6 @@ def test_a_new_family_is_one_class_and_one_registry_entry(monkeypatch, fake_data
     assert a.shape == (2, 64, 13) and torch.equal(a, b)
     bounds = est.prior_bounds()
     assert torch.all(a >= bounds[:, 0]) and torch.all(a <= bounds[:, 1])
+    # the map engine's merged seed units work for it too
+    merged = est.sample_units(y, 64, [torch.Generator().manual_seed(3)], [2], snr=20.0)
+    assert torch.equal(merged, a)

@@ -165,6 +165,18 @@ class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
         return self.net_to_x(u)
 
     @torch.no_grad()
+    def sample_units(self, y_reflectance: torch.Tensor, n_draws: int, generators: list[torch.Generator],
+                     sizes: list[int], snr: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Like :meth:`sample` for consecutive groups of spectra (``sizes``), each with its own generator, in one
+        network call: the result equals concatenating ``sample(group, n_draws, generator)`` over the groups."""
+        if sum(sizes) != y_reflectance.shape[0] or len(sizes) != len(generators):
+            raise ValueError("sizes must add up to the number of spectra, one generator per group")
+        c = self.y_to_net(y_reflectance, snr)
+        z = torch.cat([self.net.latent_draws(p * n_draws, c, g) for p, g in zip(sizes, generators)])
+        u = self.net.decode(c.repeat_interleave(n_draws, dim=0), z)
+        return self.net_to_x(u.reshape(y_reflectance.shape[0], n_draws, -1))
+
+    @torch.no_grad()
     def decode(self, y_reflectance: torch.Tensor, z: torch.Tensor, snr: float | torch.Tensor | None = None):
         """Parameters (physical units) for chosen latent codes ``z [M, latent_dim]`` of one spectrum ``[1, B]``
         (or one spectrum per row of z): the latent explorer's view of the network."""

@@ -55,6 +55,9 @@ __all__ = ["run_map", "as_cube", "read_tile"]
 
 _PLACEHOLDER_REFLECTANCE = 0.2  # stands in for invalid pixels inside a seed unit (results discarded)
 _PROGRESS_EVERY_S = 0.5
+BATCH_ROWS = 32768
+"""(pixel × draw) rows per network call when seed units are merged (small ``n_draws``): fewer, larger
+calls; small enough that a cancel is answered well within a second."""
 
 
 def as_cube(cube: Any) -> Cube:
@@ -338,6 +341,7 @@ def run_map(
 
     done = 0
     last_report = time.monotonic()
+    units_per_call = max(1, BATCH_ROWS // max(1, up * n_draws))
     for r0 in range(0, h, tile_rows):
         r1 = min(h, r0 + tile_rows)
         tile, valid, tile_reasons = read_tile(cube, r0, r1, w, band_idx, roi, posterior)
@@ -348,54 +352,67 @@ def run_map(
         snr_t = None if snr_map is None else torch.as_tensor(snr_map[r0:r1], dtype=torch.float64, device=dev)
         block = store.row_block(r0, r1)
         stat_view = block[:n_stat_keys].reshape(len(stats), n_par, r1 - r0, w)
+        jobs = []  # seed units with something to estimate: (tile row, image row, unit, first column, columns)
+        for i in range(r1 - r0):
+            if valid[i].any():
+                for u in range(n_units):
+                    c0, c1 = u * up, min(w, (u + 1) * up)
+                    cols = np.nonzero(valid[i, c0:c1])[0]
+                    if cols.size:
+                        jobs.append((i, r0 + i, u, c0, c1, cols))
         row_start = r0
-        for rr in range(r0, r1):
-            i = rr - r0
-            if not valid[i].any():
-                continue
+        for b0 in range(0, len(jobs), units_per_call):
+            if should_stop is not None and should_stop():
+                store.commit(r0, r1, block)
+                raise cancel(jobs[b0][1])
+            batch = jobs[b0 : b0 + units_per_call]
             t0 = time.monotonic()
-            for u in range(n_units):
-                if should_stop is not None and should_stop():
-                    store.commit(r0, r1, block)
-                    raise cancel(rr)
-                c0, c1 = u * up, min(w, (u + 1) * up)
-                need = valid[i, c0:c1]
-                if not need.any():
-                    continue
-                y_unit = torch.where(valid_t[i, c0:c1, None], tile_t[i, c0:c1], placeholder)
-                snr_unit = snr_value if snr_t is None else snr_t[i, c0:c1]
-                samples = posterior.sample_unit(y_unit, n_draws, unit_generator(seed, rr, u),
-                                                snr=snr_unit if snr is not None else None)
-                red = summarize(samples, pv, red_stats)
-                vals = torch.stack([red[s] for s in stats]).to(torch.float32).cpu().numpy()  # [S, P, D]
-                cols = np.nonzero(need)[0]
-                stat_view[:, :, i, c0 + cols] = vals[:, cols, :].transpose(0, 2, 1)
-                if do_pred:
-                    t1 = time.monotonic()
-                    cols_t = torch.as_tensor(cols, device=dev)
-                    med = red["median"][cols_t]
-                    y_cols = tile_t[i, c0 + cols]
-                    if gate is not None:  # surrogate residual + prior-edge mass, calibrated verdict
-                        g_snr = snr_value if snr_t is None else snr_t[i, c0 + cols]
-                        g = gate.score_tensor(y_cols, samples[cols_t], g_snr, med)
-                        res = g["residual"]
-                        block[k_score, i, c0 + cols] = g["score"].to(torch.float32).cpu().numpy()
-                        block[k_score + 1, i, c0 + cols] = g["explained"].to(torch.float32).cpu().numpy()
-                    else:
-                        with torch.inference_mode():
-                            y_sim = posterior.forward_model().bands(med)
-                        res = relative_residual(y_sim, y_cols, posterior.scale_free)
-                    block[k_res, i, c0 + cols] = res.to(torch.float32).cpu().numpy()
-                    timing["predictive"] += time.monotonic() - t1
-                mask[rr, c0 + cols] = True
-                if preview_mask is not None:
-                    preview_mask[rr, c0 + cols] = False
+            y_b = torch.cat([torch.where(valid_t[i, c0:c1, None], tile_t[i, c0:c1], placeholder)
+                             for i, _, _, c0, c1, _ in batch])
+            snr_b = None
+            if snr is not None:
+                snr_b = snr_value if snr_t is None else torch.cat([snr_t[i, c0:c1] for i, _, _, c0, c1, _ in batch])
+            samples = posterior.sample_units(y_b, n_draws, [unit_generator(seed, rr, u) for _, rr, u, _, _, _ in batch],
+                                             [c1 - c0 for _, _, _, c0, c1, _ in batch], snr_b)
+            offsets = np.cumsum([0] + [c1 - c0 for _, _, _, c0, c1, _ in batch[:-1]])
+            sel = np.concatenate([off + cols for off, (*_, cols) in zip(offsets, batch)])
+            ii = np.concatenate([np.full(cols.size, i) for i, *_, cols in batch])
+            cc = np.concatenate([c0 + cols for _, _, _, c0, _, cols in batch])
+            sel_t = torch.as_tensor(sel, device=dev)
+            samples = samples[sel_t]  # the valid pixels only (placeholders dropped)
+            red = summarize(samples, pv, red_stats)
+            vals = torch.stack([red[s] for s in stats]).to(torch.float32).cpu().numpy()  # [S, M, D]
+            stat_view[:, :, ii, cc] = vals.transpose(0, 2, 1)
+            if do_pred:
+                t1 = time.monotonic()
+                med = red["median"]
+                y_sel = tile_t[torch.as_tensor(ii, device=dev), torch.as_tensor(cc, device=dev)]
+                if gate is not None:  # surrogate residual + prior-edge mass, calibrated verdict
+                    g_snr = snr_value if snr_t is None else snr_t[torch.as_tensor(ii, device=dev),
+                                                                  torch.as_tensor(cc, device=dev)]
+                    g = gate.score_tensor(y_sel, samples, g_snr, med)
+                    res = g["residual"]
+                    block[k_score, ii, cc] = g["score"].to(torch.float32).cpu().numpy()
+                    block[k_score + 1, ii, cc] = g["explained"].to(torch.float32).cpu().numpy()
+                else:
+                    with torch.inference_mode():
+                        y_sim = posterior.forward_model().bands(med)
+                    res = relative_residual(y_sim, y_sel, posterior.scale_free)
+                block[k_res, ii, cc] = res.to(torch.float32).cpu().numpy()
+                timing["predictive"] += time.monotonic() - t1
+            mask[r0 + ii, cc] = True
+            if preview_mask is not None:
+                preview_mask[r0 + ii, cc] = False
             timing["network"] += time.monotonic() - t0
-            live.rows_done = rr + 1
-            if time.monotonic() - last_report > _PROGRESS_EVERY_S:
+            last_row = batch[-1][1]
+            finished = last_row + 1 if b0 + units_per_call >= len(jobs) or jobs[b0 + units_per_call][1] > last_row \
+                else last_row
+            live.rows_done = finished
+            if time.monotonic() - last_report > _PROGRESS_EVERY_S and finished > row_start:
                 last_report = time.monotonic()
-                yield report(done + (rr + 1 - r0) * w, rr + 1, "exact", (row_start, rr + 1))
-                row_start = rr + 1
+                yield report(done + (finished - r0) * w, finished, "exact", (row_start, finished))
+                row_start = finished
+        live.rows_done = r1
         store.commit(r0, r1, block)
         done += (r1 - r0) * w
         last_report = time.monotonic()

@@ -239,7 +239,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         self._check(y, self.dim_y, "y")
         gen = self._generator(generator)
         n_obs = y.shape[0]
-        z = normal((n_obs * n_draws, self.dim_z), y, gen)
+        z = self.latent_draws(n_obs * n_draws, y, gen)
         y_rep = y.repeat_interleave(n_draws, dim=0)
         return self.inverse(y_rep, z).reshape(n_obs, n_draws, self.dim_x)
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from tissue_inn.errors import ConfigError
 from tissue_inn.inn.coupling import MLP
-from tissue_inn.inn.family_common import NETWORK_KEYS, GeneratorMixin, normal
+from tissue_inn.inn.family_common import NETWORK_KEYS, GeneratorMixin
 from tissue_inn.inn.network import InvertibleSequence, _checked_kwargs
 
 __all__ = ["ConditionalINN"]
@@ -172,5 +172,5 @@ class ConditionalINN(GeneratorMixin, nn.Module):
         gen = self._generator(generator)
         n_obs = c.shape[0]
         c_rep = c.repeat_interleave(n_draws, dim=0)
-        z = normal((n_obs * n_draws, self.dim_x), c, gen)
+        z = self.latent_draws(n_obs * n_draws, c, gen)
         return self.decode(c_rep, z).reshape(n_obs, n_draws, self.dim_x)

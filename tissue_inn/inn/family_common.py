@@ -26,3 +26,8 @@ class GeneratorMixin:
         if self._noise_generator is None:
             self._noise_generator = torch.Generator().manual_seed(self._noise_seed + 1_000_003)
         return self._noise_generator
+
+    def latent_draws(self, n_rows: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``[n_rows, latent_dim]`` standard-normal latent codes: exactly what ``sample`` draws from ``generator``,
+        so ``decode(c.repeat_interleave(n, 0), latent_draws(N·n, c, g))`` reproduces ``sample(c, n, g)``."""
+        return normal((n_rows, self.latent_dim), like, self._generator(generator))

@@ -56,6 +56,9 @@ class NetworkFamily(Protocol):
         ``latent_dim`` — width of the latent code z that ``decode`` takes;
         ``sample(c, n_draws, generator)`` → ``[N, n_draws, dim_x]``;
         ``decode(c, z)`` → ``[N, dim_x]`` for one condition row per latent row;
+        ``latent_draws(n_rows, like, generator)`` → the latent codes ``sample`` would draw, so that
+        ``decode(c.repeat_interleave(n_draws, 0), latent_draws(N · n_draws, c, g))`` equals
+        ``sample(c, n_draws, g)`` (lets callers merge several seeded draws into one network call);
         ``loss(x, c, generator=None, **loss_options)`` → dict of scalar terms, ``"total"`` minimised.
     """
 
@@ -81,6 +84,8 @@ class NetworkFamily(Protocol):
     def sample(self, c: Tensor, n_draws: int, generator: torch.Generator | None = None) -> Tensor: ...
 
     def decode(self, c: Tensor, z: Tensor) -> Tensor: ...
+
+    def latent_draws(self, n_rows: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
 
     def loss(self, x: Tensor, c: Tensor, generator: torch.Generator | None = None, **options: Any) -> dict: ...
 
