@@ -93,6 +93,7 @@ class ParameterPlot:
             line.setVisible(False)
         self.interval.setVisible(False)
         self.data: dict[str, Any] = {}
+        self._shown = 0
         self.value_text = ""
         self.set_title("", True)
 
@@ -104,9 +105,10 @@ class ParameterPlot:
         self.plot.setTitle(text, color=color, size="9pt")
 
     def clear(self) -> None:
-        for item in self.posteriors:
-            self.plot.removeItem(item)
-        self.posteriors = []
+        for item in self.posteriors:  # curves are made once and reused (setData), never re-created per click
+            item.setData([], [])
+            item.setVisible(False)
+        self._shown = 0
         for item in (self.median, self.map, self.truth, self.interval):
             item.setVisible(False)
         self.data = {}
@@ -117,11 +119,15 @@ class ParameterPlot:
         self.clear()
         self.prior.setData(edges, prior)
         for i, (label, density, color) in enumerate(series):
-            item = self.plot.plot(
-                edges, density, stepMode="center", fillLevel=0 if i == 0 else None, pen=pg.mkPen(color, width=2),
-                brush=_brush(color, 70) if i == 0 else None, name=label,
-            )
-            self.posteriors.append(item)
+            if i == len(self.posteriors):
+                self.posteriors.append(self.plot.plot([0, 1], [0], stepMode="center"))
+            item = self.posteriors[i]
+            item.setData(edges, density, stepMode="center", fillLevel=0 if i == 0 else None)
+            item.setPen(pg.mkPen(color, width=2))
+            item.setBrush(_brush(color, 70) if i == 0 else None)
+            item.opts["name"] = label
+            item.setVisible(True)
+        self._shown = len(series)
         top = max([float(np.max(prior)) if prior.size else 0.0] + [float(np.max(d)) for _, d, _ in series if d.size])
         self.plot.setYRange(0, top * 1.08 if top > 0 else 1.0, padding=0)
         self.plot.setXRange(*self.x_range, padding=0.02)
@@ -143,7 +149,7 @@ class ParameterPlot:
             self.truth.setVisible(True)
         contraction = float(summary.get("contraction", float("nan")))
         _, informed = Workspace.contraction_label(contraction)
-        if not informed and self.posteriors:
+        if not informed and self._shown:
             self.posteriors[0].setPen(pg.mkPen(UNINFORMED_COLOR, width=2))
             self.posteriors[0].setBrush(_brush(UNINFORMED_COLOR, 60))
         self.set_title(contraction_text(contraction), informed, value)

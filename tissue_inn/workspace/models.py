@@ -38,6 +38,7 @@ class LoadedModel:
     card: dict[str, Any]
     path: Path
     _prior_cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _prior_hist_cache: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -80,6 +81,16 @@ class LoadedModel:
         if key not in self._prior_cache:
             self._prior_cache[key] = prior_samples(self.posterior, self.prior_bounds, n, seed)
         return self._prior_cache[key]
+
+
+    def prior_density(self, j: int, low: float, high: float, bins: int, seed: int = 0) -> np.ndarray:
+        """The prior's density histogram of parameter ``j`` on [low, high] (cached: every click shows it)."""
+        from tissue_inn.workspace.display import histogram
+
+        key = (j, float(low), float(high), int(bins), int(seed))
+        if key not in self._prior_hist_cache:
+            self._prior_hist_cache[key] = histogram(self.prior_samples(seed=seed)[:, j], low, high, bins)[1]
+        return self._prior_hist_cache[key]
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, device: str | None = None) -> LoadedModel:

@@ -7,7 +7,7 @@ the readable summary of each parameter ("StO2 38 % [30–46 %]").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -141,16 +141,19 @@ def histograms(
     samples: np.ndarray,
     names: Sequence[str],
     ranges: Mapping[str, tuple[float, float]],
-    prior: np.ndarray,
+    prior: np.ndarray | Callable[[int, float, float, int], np.ndarray],
     bins: int = 40,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Per parameter: ``edges``, ``posterior`` density and ``prior`` density on its plot range."""
+    """Per parameter: ``edges``, ``posterior`` density and ``prior`` density on its plot range.
+
+    ``prior``: prior draws ``[n, D]``, or ``(j, low, high, bins) → density`` (a cache).
+    """
     samples = np.asarray(samples).reshape(-1, len(names))
     out: dict[str, dict[str, np.ndarray]] = {}
     for j, name in enumerate(names):
         lo, hi = ranges[name]
         edges, post = histogram(samples[:, j], lo, hi, bins)
-        _, pri = histogram(prior[:, j], lo, hi, bins)
+        pri = prior(j, lo, hi, bins) if callable(prior) else histogram(prior[:, j], lo, hi, bins)[1]
         out[name] = {"edges": edges, "posterior": post, "prior": pri}
     return out
 

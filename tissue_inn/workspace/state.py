@@ -398,7 +398,13 @@ class Workspace(WorkspaceResults):
             if result is None:
                 raise TissueInnError("no pixel posterior yet; click a pixel first")
             samples = result.samples
-        return pixel.histograms(samples, self.parameter_names, self.plot_ranges(), self.prior_samples(), bins)
+        if self.model is None:
+            raise TissueInnError("load a model first")
+        model, seed = self.model, self.seed
+        return pixel.histograms(
+            samples, self.parameter_names, self.plot_ranges(), lambda j, lo, hi, b: model.prior_density(j, lo, hi, b, seed),
+            bins,
+        )
 
     def value_texts(self, result: PixelResult | None = None) -> dict[str, str]:
         """``name → "StO2 38 % [30–46 %]"`` for the current (or given) pixel result."""
