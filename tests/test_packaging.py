@@ -43,6 +43,19 @@ def test_wheel_contains_resources_and_models(tmp_path):
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
+def test_sdist_carries_configs_scripts_and_the_science_notes(tmp_path):
+    pytest.importorskip("hatchling")
+    import tarfile
+
+    r = subprocess.run([sys.executable, "-c", f"from hatchling.build import build_sdist; print(build_sdist({str(tmp_path)!r}))"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = {n.split("/", 1)[1] for n in tarfile.open(tmp_path / r.stdout.strip().splitlines()[-1]).getnames() if "/" in n}
+    for needed in ("configs/train_cinn.toml", "scripts/setup_env.sh", "scripts/setup_plan.py", "docs/SCIENCE.md",
+                   "resources/samples/colon_sample.h5", "pyproject.toml"):
+        assert needed in names, needed
+
+
 def test_config_command_prints_and_writes_a_shipped_template(tmp_path, capsys):
     from tissue_inn.cli import main
 
