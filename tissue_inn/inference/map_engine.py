@@ -55,7 +55,7 @@ __all__ = ["run_map", "as_cube", "read_tile"]
 
 _PLACEHOLDER_REFLECTANCE = 0.2  # stands in for invalid pixels inside a seed unit (results discarded)
 _PROGRESS_EVERY_S = 0.5
-BATCH_ROWS = 32768
+BATCH_ROWS = 16384
 """(pixel × draw) rows per network call when seed units are merged (small ``n_draws``): fewer, larger
 calls; small enough that a cancel is answered well within a second."""
 
