@@ -22,6 +22,7 @@ and the load average (``uptime``) is printed before and after. Ratios are measur
     peak RSS          subprocess streaming a synthetic 2048 × 2048 × 8 ``.npy`` through ``infer_image``
                       with the CLI's default statistics (all 11), ``--big-draws`` draws, no residual;
                       target ≤ 2 GB.
+    cancel            seconds from ``should_stop()`` turning True to the partial result; target ≤ 1 s.
     --defaults        seconds to a first map of the sample image: amortised, preview, exact at
                       32/64/128 draws, and the per-pixel cost of the residual (solver; the misfit
                       gate's surrogate when the card has one): the figures behind ``infer --help``.
@@ -185,6 +186,36 @@ def _engine_vs_matmul(post, cube, draws: int, repeats: int, rows_strip: int) -> 
             "matmul_rows_per_s_last": round(mm_rate)}
 
 
+def _cancel_latency(post, cube, repeats: int) -> dict:
+    """Seconds from pressing Cancel (``should_stop`` turning True mid-map) to the generator raising."""
+    from tissue_inn.errors import Cancelled
+    from tissue_inn.inference.image import infer_image
+
+    def make_stop(after_s: float, pressed: dict):
+        t_start = time.perf_counter()
+
+        def stop() -> bool:
+            if "t" not in pressed and time.perf_counter() - t_start > after_s:
+                pressed["t"] = time.perf_counter()
+            return "t" in pressed
+
+        return stop
+
+    lat, kept = [], 0
+    for k in range(repeats):
+        pressed: dict = {}
+        stop = make_stop(1.0 + 0.3 * k, pressed)
+        try:
+            for _ in infer_image(post, cube, n_draws=256, predictive="median", should_stop=stop, preview=True):
+                pass
+        except Cancelled as exc:
+            lat.append(time.perf_counter() - pressed["t"])
+            kept = int(exc.partial.mask.sum())
+    print(f"cancel → partial result (256 draws, residual on, preview): {_spread(lat, 1, '{:.2f}')} s "
+          f"({kept} finished pixels kept; target ≤ 1 s)")
+    return {"cancel_s": round(statistics.median(lat), 3), "cancel_s_max": round(max(lat), 3)}
+
+
 def _amortised_vga(post, cube, repeats: int) -> dict:
     from tissue_inn.inference.image import infer_image
     from tissue_inn.progress import run_to_completion
@@ -305,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     out.update(_click(post, y, 20 if args.quick else 40))
     out.update(_engine_vs_matmul(post, cube, args.draws, repeats, 4 if args.quick else 16))
     out.update(_amortised_vga(post, cube, repeats))
+    out.update(_cancel_latency(post, cube, repeats))
     if args.defaults:
         out.update(_defaults(post, cube))
     if args.vga_exact:
