@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         return 0  # rank 0 writes the bundle
     card = {"name": args.output.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     card.update(res.card_sections())
+    from tissue_inn.config import TissueModel
+
+    card["parameters"] = TissueModel.from_dict(res.tissue).parameter_card()  # clinical labels, display units
     save_bundle(res.estimator, card, args.output, force=args.force)
     import shutil
 
