@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["browse", "display", "export", "images", "labels", "pixel", "regions", "state", "trust"]
+MODULES = ["browse", "display", "export", "generation", "images", "labels", "new_model", "pixel", "regions", "state",
+           "trust"]
 
 
 @pytest.mark.parametrize("name", MODULES)

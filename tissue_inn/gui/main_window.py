@@ -245,6 +245,8 @@ class MainWindow(FilesMixin, PixelsMixin, ResultsMixin, QMainWindow):
         self._action(exp, "Region statistics as CSV…", self.export_regions_dialog)
         m.addSeparator()
         self.quit_action = self._action(m, "&Quit", self.close, "Ctrl+Q")
+        mm = self.menuBar().addMenu("M&odel")
+        self._action(mm, "&New model… (simulate, train, evaluate)", self.new_model_dialog, "Ctrl+Shift+N")
         v = self.menuBar().addMenu("&View")
         self._action(v, "Reset zoom", self.image_view.reset_zoom, "Ctrl+0")
         self._action(v, "Pin the shown pixel", self.pin_pixel, "Ctrl+P")
@@ -384,7 +386,7 @@ class MainWindow(FilesMixin, PixelsMixin, ResultsMixin, QMainWindow):
     # ================================================================== closing
     def closeEvent(self, event) -> None:  # noqa: N802
         """Ask before closing while a job runs; stop it cleanly."""
-        running = [n for n in self.workers.names() if n in ("maps", "regions")]
+        running = [n for n in self.workers.names() if n in ("maps", "regions", "make model")]
         if running:
             answer = QMessageBox.question(
                 self,

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from tissue_inn.gui.model_dialog import ModelCardDialog
 from tissue_inn.gui.open_dialog import OpenImageDialog
-from tissue_inn.workspace import Workspace, push_recent, step_image
+from tissue_inn.workspace import BandMismatchError, Workspace, push_recent, step_image
 from tissue_inn.workspace.browse import References, references_for, remember_references
 from tissue_inn.workspace.images import image_filter, image_suffixes
 from tissue_inn.workspace.models import bundle_folder_of
@@ -22,6 +22,7 @@ from tissue_inn.workspace.trust import calibration_badge
 
 if TYPE_CHECKING:
     from tissue_inn.gui.main_window import MainWindow
+    from tissue_inn.gui.new_model_dialog import NewModelDialog
 
 __all__ = ["FilesMixin"]
 
@@ -130,7 +131,7 @@ class FilesMixin:
         try:
             self.ws.load_image(path, white=refs.white, dark=refs.dark)
         except Exception as exc:  # noqa: BLE001 — every failure is reported, none crashes the app
-            self.show_error("Cannot open image", exc)
+            self._load_failed("Cannot open image", exc)
             return False
         self._remember(path, refs)
         self._after_image_change()
@@ -157,7 +158,7 @@ class FilesMixin:
         try:
             self.ws.load_model(name_or_path, device=device)
         except Exception as exc:  # noqa: BLE001
-            self.show_error("Cannot load model", exc)
+            self._load_failed("Cannot load model", exc)
             return False
         self._after_model_change()
         return True
@@ -175,6 +176,42 @@ class FilesMixin:
         self._configure_latent()
         self._clear_results()
         self._refresh_status()
+
+    def _load_failed(self: MainWindow, title: str, exc: BaseException) -> None:
+        """An error dialog; when the image's bands fit no model, it offers to make one for its camera."""
+        wl = getattr(exc, "cube_wavelengths_nm", None)
+        if not isinstance(exc, BandMismatchError) or not wl:
+            self.show_error(title, exc)
+            return
+        self.statusBar().showMessage(f"{title}: the image's bands do not fit the model", 8000)
+        answer = QMessageBox.critical(
+            self, title, f"{exc}\n\nMake a model for this image's camera ({len(wl)} bands, "
+            f"{min(wl):.0f}–{max(wl):.0f} nm)? (Model ▸ New model…, with a camera file made from its band centres)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.model_for_cube(wl)
+
+    def model_for_cube(self: MainWindow, wavelengths_nm) -> NewModelDialog | None:
+        """Write a camera file with the cube's band centres and open Model ▸ New model… with it."""
+        from tissue_inn.workspace.new_model import cube_camera_file, default_models_dir
+
+        try:
+            camera = cube_camera_file(wavelengths_nm, default_models_dir() / "cameras")
+        except Exception as exc:  # noqa: BLE001
+            self.show_error("Cannot make a camera file", exc)
+            return None
+        return self.new_model_dialog(camera=str(camera))
+
+    def new_model_dialog(self: MainWindow, camera: str | None = None, tissue: str | None = None) -> NewModelDialog:
+        """Model ▸ New model… (non-modal; "Load this model" loads the result here)."""
+        from tissue_inn.gui.new_model_dialog import NewModelDialog
+
+        if tissue is None and self.ws.has_model:
+            tissue = (self.ws.card.get("tissue") or {}).get("name")
+        dlg = NewModelDialog(self, workers=self.workers, tissue=tissue, camera=camera, on_load=self.load_model)
+        self.new_model = dlg
+        dlg.show()
+        return dlg
 
     def show_model_card(self: MainWindow) -> ModelCardDialog | None:
         if not self.ws.has_model:
@@ -221,7 +258,7 @@ class FilesMixin:
             try:
                 self.ws.set_image(loaded)
             except Exception as exc:  # noqa: BLE001
-                self.show_error("Cannot open image", exc)
+                self._load_failed("Cannot open image", exc)
                 done(False)
                 return
             self._remember(loaded.path, References(loaded.white, loaded.dark))
@@ -244,7 +281,7 @@ class FilesMixin:
             try:
                 self.ws.set_model(model_obj)
             except Exception as exc:  # noqa: BLE001
-                self.show_error("Cannot load model", exc)
+                self._load_failed("Cannot load model", exc)
                 done(False)
                 return
             self._after_model_change()

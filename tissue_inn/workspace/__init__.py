@@ -14,6 +14,8 @@ Each module is one concept and is tested without Qt:
 - :mod:`~tissue_inn.workspace.labels` — clinical names, display units and scales
 - :mod:`~tissue_inn.workspace.trust` — the calibration badge and the model card in plain language
 - :mod:`~tissue_inn.workspace.latent` — the latent explorer's grid
+- :mod:`~tissue_inn.workspace.new_model` — Model ▸ New model…: request, cost, resume, progress and ETA
+- :mod:`~tissue_inn.workspace.generation` — the counters that make late answers harmless
 
 Notation: an image pixel is addressed ``(row, col)``; spectra are in the *model's* band order
 (the cube's bands are matched once, when model and image meet).

@@ -26,6 +26,7 @@ __all__ = [
     "load_image",
     "check_bands",
     "band_mismatch_message",
+    "match_bands",
     "image_suffixes",
     "image_filter",
     "reason_names",
@@ -151,6 +152,17 @@ def check_bands(
         raise BandMismatchError(
             band_mismatch_message(cube_wavelengths_nm, model_band_centers_nm, tol_nm) + f"\n({exc})"
         ) from None
+
+
+def match_bands(loaded: LoadedImage, model) -> np.ndarray:
+    """:func:`check_bands` of a loaded image and a loaded model; a :class:`BandMismatchError` carries the
+    image's band centres as ``cube_wavelengths_nm`` (the GUI offers a model for that camera)."""
+    try:
+        return check_bands(loaded.wavelengths_nm, model.band_centers_nm, n_cube_bands=loaded.n_bands)
+    except BandMismatchError as exc:
+        exc.cube_wavelengths_nm = None if loaded.wavelengths_nm is None else tuple(
+            float(w) for w in loaded.wavelengths_nm)
+        raise
 
 
 def band_mismatch_message(

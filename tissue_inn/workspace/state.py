@@ -7,7 +7,8 @@ drop answers that belong to an older generation.
 
 :class:`Workspace` is a thin facade: it holds the state and delegates the work to the small modules
 of this package (``models``, ``images``, ``pixel``, ``display``; maps, regions, export and the latent
-grid through :class:`~tissue_inn.workspace.results.WorkspaceResults`), each of which is tested on its own.
+grid through :class:`~tissue_inn.workspace.results.WorkspaceResults`), each of which is tested on its own;
+:class:`Generation` lives in :mod:`~tissue_inn.workspace.generation` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from tissue_inn.errors import TissueInnError
 from tissue_inn.workspace import display, pixel
 from tissue_inn.workspace.compare import Pins, check_comparable, compare_request
-from tissue_inn.workspace.images import LoadedImage, check_bands, load_image
+from tissue_inn.workspace.generation import Generation
+from tissue_inn.workspace.images import LoadedImage, load_image, match_bands
 from tissue_inn.workspace.labels import ParameterLabel, labels_from_card
 from tissue_inn.workspace.models import LoadedModel, load_model
 from tissue_inn.workspace.pixel import PixelRequest, PixelResult
@@ -39,26 +41,6 @@ __all__ = ["Generation", "Workspace"]
 
 
 
-class Generation:
-    """A counter of requests: :meth:`next` starts a new one, :meth:`is_current` says whether an answer
-    still belongs to the latest.
-
-    >>> g = Generation(); a = g.next(); b = g.next()
-    >>> g.is_current(a), g.is_current(b)
-    (False, True)
-    """
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def next(self) -> int:
-        self.value += 1
-        return self.value
-
-    def is_current(self, generation: int) -> bool:
-        return generation == self.value
-
-
 class Workspace(WorkspaceResults):
     """The application state: a model, an image, results and regions.
 
@@ -66,6 +48,10 @@ class Workspace(WorkspaceResults):
         n_draws_pixel: Posterior draws per clicked pixel.
         n_draws_map: Posterior draws per pixel for maps.
         seed: Base seed of every random process started from here (recorded with the results).
+
+    >>> ws = Workspace(seed=1)
+    >>> ws.has_model, ws.has_image, ws.ready, ws.model_name
+    (False, False, False, 'no model')
     """
 
     def __init__(self, n_draws_pixel: int = 4096, n_draws_map: int = 500, seed: int = 0) -> None:
@@ -209,9 +195,7 @@ class Workspace(WorkspaceResults):
         """Use a model read elsewhere (e.g. in a worker thread); same checks as :meth:`load_model`."""
         indices = None
         if self.loaded_image is not None:
-            indices = check_bands(
-                self.loaded_image.wavelengths_nm, model.band_centers_nm, n_cube_bands=self.loaded_image.n_bands
-            )
+            indices = match_bands(self.loaded_image, model)
         self.model, self.band_indices = model, indices
         if self.compare_model is not None:
             try:
@@ -235,7 +219,7 @@ class Workspace(WorkspaceResults):
         """Use an image read elsewhere (e.g. in a worker thread); same checks as :meth:`load_image`."""
         indices = None
         if self.model is not None:
-            indices = check_bands(loaded.wavelengths_nm, self.model.band_centers_nm, n_cube_bands=loaded.n_bands)
+            indices = match_bands(loaded, self.model)
         keep = self._carry_regions(loaded.shape)
         self.loaded_image, self.band_indices = loaded, indices
         self.regions = keep
