@@ -10,7 +10,11 @@ model (or a given bundle):
 - ``screenshot_folder.png`` — the folder browser on a study folder of three images (copies of the
   sample at three brightness levels), showing the second image with the previous/next controls;
 - ``screenshot_flagged.png`` — only when the model's card holds a calibrated misfit gate: a pixel the
-  model does not explain (``--flagged ROW COL``), with its banner.
+  model does not explain, with its banner. The sample holds only colon spectra the model explains, so
+  a copy of it gets a patch of skin (simulated with the shipped skin tissue, SNR 30 noise;
+  :mod:`tissue_inn.inference.misfit_cases`) around ``--flagged ROW COL``; its ground truth is dropped.
+
+PNGs are stored with a 256-colour palette when Pillow is there (each ≤ ~300 kB).
 
     python scripts/screenshot.py [--image IMG] [--model BUNDLE] [--compare BUNDLE] [--out-dir docs]
 """
@@ -53,7 +57,42 @@ def save(win, app, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not win.grab().save(str(path), "PNG"):
         raise SystemExit(f"error: cannot write {path}")
-    print(f"wrote {path}")
+    try:  # a 256-colour palette: a third of the size, no visible change on a UI picture
+        from PIL import Image
+
+        with Image.open(path) as img:
+            small = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small.save(path, optimize=True)
+    except ImportError:
+        pass
+    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+
+
+def flagged_image(image: Path, row: int, col: int, half: int = 16, seed: int = 5) -> Path:
+    """A copy of ``image`` with a disc of skin spectra (radius ``half``) at (row, col), and no ground truth."""
+    import h5py
+    import numpy as np
+
+    from tissue_inn.config import load_camera, load_tissue
+    from tissue_inn.inference.misfit_cases import simulate_case
+
+    target = Path(tempfile.mkdtemp()) / f"{image.stem}_skin_patch.h5"
+    shutil.copyfile(image, target)
+    with h5py.File(target, "r+") as f:
+        ds = f["reflectance"]
+        cube = ds[...]
+        h, w = cube.shape[:2]
+        rr, cc = np.mgrid[0:h, 0:w]
+        disc = (rr - row) ** 2 + (cc - col) ** 2 <= half ** 2
+        n = int(disc.sum())
+        _, noisy = simulate_case(load_tissue("colon"), load_camera("spectrocam8"), "skin", 48, seed=seed,
+                                 snr=30.0)
+        pick = np.random.default_rng(seed).integers(0, noisy.shape[0], n)
+        cube[disc] = noisy[pick].astype(cube.dtype)
+        ds[...] = cube
+        if "ground_truth" in f:  # the sample's truth does not hold inside the patch
+            del f["ground_truth"]
+    return target
 
 
 def click(app, win, row: int, col: int, timeout: float) -> None:
@@ -159,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2b. a pixel the model does not explain (needs a calibrated gate in the card)
     if win.ws.card.get("misfit_gate"):
+        win.ws.maps_saved = True  # nothing to ask about here
+        win.open_image(flagged_image(image, *args.flagged))
         click(app, win, *args.flagged, args.timeout)
+        if win.ws.pixel_result.explained is not False:
+            print(f"warning: pixel {tuple(args.flagged)} is explained; pick another with --flagged", file=sys.stderr)
+        win.statusBar().showMessage("A patch of skin (not covered by the colon model) pasted into the sample: flagged, histograms faded", 60000)
         save(win, app, out_dir / "screenshot_flagged.png")
     else:
         print("no misfit gate in the card: screenshot_flagged.png not made")

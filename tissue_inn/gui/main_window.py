@@ -33,8 +33,9 @@ from tissue_inn.gui.image_view import ImageView
 from tissue_inn.gui.latent_explorer import LatentExplorer
 from tissue_inn.gui.maps_panel import MapsPanel
 from tissue_inn.gui.model_dialog import badge_style
-from tissue_inn.gui.posterior_panel import PosteriorPanel, SpectrumPlot
+from tissue_inn.gui.posterior_panel import PosteriorPanel
 from tissue_inn.gui.regions import RegionsPanel
+from tissue_inn.gui.spectrum_plot import SpectrumPlot
 from tissue_inn.gui.window_files import FilesMixin
 from tissue_inn.gui.window_pixels import CLICK_HINT, PixelsMixin
 from tissue_inn.gui.window_results import ResultsMixin
@@ -374,6 +375,7 @@ class MainWindow(FilesMixin, PixelsMixin, ResultsMixin, QMainWindow):
         self.regions_panel.histograms.clear()
         self.regions_panel.set_rows([], {})
         self.spectrum.clear()
+        self.status_pixel.setText("—")
         self.image_view.mark_pixel(None, None)
         self.image_view.mark_pins([])
         self.image_view.set_overlay(None)

@@ -171,7 +171,8 @@ class ResultsMixin:
         """The ROI of a region on the image, with its name written beside it."""
         roi = make_roi(region.kind, region.geometry, region.color)
         self.image_view.view.addItem(roi)
-        label = pg.TextItem(region.name, color=region.color, anchor=(0, 1))
+        # a dark backing keeps the name readable over any map colour
+        label = pg.TextItem(region.name, color=region.color, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 170))
         label.setZValue(31)
         self.image_view.view.addItem(label)
         self._rois[region.name] = roi

@@ -83,7 +83,11 @@ class PixelResult:
     def misfit_message(self) -> str | None:
         """The gate's sentence (residual and its expected range) when the pixel is not explained."""
         v = self.pixel.verdict
-        return None if v is None or v.explained else str(v.message)
+        if v is None or v.explained:
+            return None
+        text = str(v.message)  # the GUI's banner names the model already: drop the core's own lead-in
+        head = text.split(": ", 1)
+        return head[1][:1].upper() + head[1][1:] if len(head) == 2 and head[0].startswith("NOT explained") else text
 
 
 def compute_pixel(request: PixelRequest) -> PixelResult:
