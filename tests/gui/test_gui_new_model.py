@@ -72,6 +72,8 @@ def test_tiny_model_is_made_with_a_loss_curve_and_loaded(qtbot, make_window, def
     card = json.loads((defs / "made" / "model_card.json").read_text())
     assert card["camera"]["name"] == "three" and card["make_model"]["request"]["size"] == 240
     assert dlg.btn_load.isEnabled()
+    # the finished model is not a run to resume: its work folder only keeps the data for a retrain
+    assert dlg.btn_start.text() == "Start" and "retrains without simulating" in dlg.resume.text()
     qtbot.mouseClick(dlg.btn_load, Qt.MouseButton.LeftButton)
     assert win.ws.model_path == defs / "made" and win.ws.ready
     assert list(win.ws.band_centers_nm) == [560.0, 600.0, 660.0]

@@ -148,6 +148,7 @@ class NewModelDialog(QDialog):
         self.plot.setBackground("w")
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(170)
         self.plot.addLegend(offset=(-10, 10))
         self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=5,
@@ -161,6 +162,7 @@ class NewModelDialog(QDialog):
         self.log.setToolTip("Progress lines of each stage")
         self.summary = QTextBrowser()
         self.summary.setVisible(False)
+        self.summary.setMinimumHeight(120)
         self.figures = QWidget()
         self.figures_layout = QHBoxLayout(self.figures)
         self.figures_scroll = QScrollArea()
@@ -262,10 +264,16 @@ class NewModelDialog(QDialog):
             req = self.request()
         except TissueInnError:
             req = None
-        info = nm.resume_info(self.output.text().strip(), req) if self.output.text().strip() else None
-        exists = bool(self.output.text().strip()) and Path(self.output.text().strip()).exists()
-        self.resume.setText(info.text if info else (f"{self.output.text()} exists already; it will be replaced."
-                                                    if exists else ""))
+        out = self.output.text().strip()
+        info = nm.resume_info(out, req) if out else None
+        exists = bool(out) and Path(out).exists()
+        if exists:  # a finished model: its work folder keeps the simulated data for a retrain
+            kept = f" Its simulated spectra stay in {info.folder}: Start again (other epochs) retrains without " \
+                "simulating." if info is not None and info.same_request else ""
+            self.resume.setText(f"{out} exists; Start replaces it (asks first).{kept}")
+            self.btn_start.setText("Start")
+            return info
+        self.resume.setText(info.text if info else "")
         self.btn_start.setText("Resume" if info is not None and info.same_request else "Start")
         return info
 
