@@ -88,6 +88,13 @@ def test_regions_compare_and_export(qtbot, make_window, tmp_path):
     with qtbot.waitSignal(win.regionsShown, timeout=WAIT_MS):
         win.regions_panel.btn_compute.click()
     assert win.regions_panel.table.rowCount() == 3 * 13
+    # the statistics table in clinical names and display units (StO2 in %, code name in the tooltip)
+    sao2_row = next(i for i, r in enumerate(win.ws.region_stats) if r["parameter"] == "sao2")
+    table = win.regions_panel.table
+    assert table.item(sao2_row, 1).text() == "StO2" and table.item(sao2_row, 2).text() == "%"
+    assert "sao2" in table.item(sao2_row, 1).toolTip()
+    assert float(table.item(sao2_row, 4).text()) == pytest.approx(100 * win.ws.region_stats[sao2_row]["pooled_median"],
+                                                                  rel=1e-3)
     series = win.regions_panel.histograms.plots["sao2"].data["series"]
     assert set(series) == {"R1", "R2", "R3"}
     # moving an ROI updates its mask

@@ -29,7 +29,8 @@ from tissue_inn.gui.posterior_panel import PosteriorPanel
 
 __all__ = ["make_roi", "roi_geometry", "RegionsPanel", "TABLE_COLUMNS"]
 
-#: (row key, header) of the statistics table; rows come from :func:`tissue_inn.inference.image.region_statistics`.
+#: (row key, header) of the statistics table; rows come from :func:`tissue_inn.inference.image.region_statistics`
+#: in display units (:func:`tissue_inn.workspace.regions.display_rows`).
 TABLE_COLUMNS = (
     ("region", "region"),
     ("parameter", "parameter"),
@@ -200,6 +201,8 @@ class RegionsPanel(QWidget):
                 v = "" if v is None else v
                 text = f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
                 item = QTableWidgetItem(text)
+                if col == "parameter" and row.get("code"):
+                    item.setToolTip(f"code name: {row['code']}")
                 if col == "region" and str(v) in colors:
                     item.setForeground(pg.mkBrush(colors[str(v)]))
                 self.table.setItem(i, j, item)

@@ -19,6 +19,7 @@ from tissue_inn.gui.regions import make_roi, roi_geometry
 from tissue_inn.gui.workers import StopFlag
 from tissue_inn.progress import Progress
 from tissue_inn.workspace import Workspace
+from tissue_inn.workspace.regions import display_rows
 
 if TYPE_CHECKING:
     from tissue_inn.gui.main_window import MainWindow
@@ -272,7 +273,7 @@ class ResultsMixin:
             self.regions_panel.histograms.show_pooled(self.ws, series)
         else:
             self.regions_panel.histograms.clear()
-        self.regions_panel.set_rows(self.ws.region_stats, colors)
+        self.regions_panel.set_rows(display_rows(self.ws.region_stats, self.ws.labels), colors)
         headers, rows = self.ws.region_comparison(self.regions_panel.show_all.isChecked())
         self.regions_panel.set_summary(headers, rows, colors)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tissue_inn.inference.posterior import Posterior
     from tissue_inn.io.cube import Cube
 
-__all__ = ["REGION_COLORS", "Region", "region_mask", "compute_regions", "comparison_rows"]
+__all__ = ["REGION_COLORS", "Region", "region_mask", "compute_regions", "comparison_rows", "display_rows"]
 
 #: Colour-blind-friendly region colours (Okabe & Ito 2008 palette).
 REGION_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
@@ -136,3 +136,30 @@ def comparison_rows(
             cells.append(format_interval(p, row) if row is not None else "")
         table.append(cells)
     return ["region", "pixels", *parameters], table
+
+
+#: Statistics of a region row that are parameter values (scaled to display units by :func:`display_rows`).
+VALUE_KEYS = ("pooled_median", "pooled_q16", "pooled_q84", "pooled_mean", "pooled_std", "median_map_mean")
+
+
+def display_rows(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Region statistics in clinical names and display units (StO2 in %, not ``sao2`` in 1); the code
+    name moves to ``"code"``. ``labels`` maps code → :class:`~tissue_inn.workspace.labels.ParameterLabel`.
+
+    >>> from tissue_inn.workspace.labels import label_for
+    >>> row = display_rows([{"parameter": "sao2", "unit": "1", "pooled_median": 0.8}], {"sao2": label_for("sao2", "1")})[0]
+    >>> row["parameter"], row["unit"], round(row["pooled_median"], 6), row["code"]
+    ('StO2', '%', 80.0, 'sao2')
+    """
+    out = []
+    for row in rows:
+        d = dict(row)
+        lab = labels.get(str(row.get("parameter", "")))
+        if lab is not None:
+            d.update(code=lab.code, parameter=lab.short, unit=lab.unit)
+            for k in VALUE_KEYS:
+                v = d.get(k)
+                if isinstance(v, int | float | np.floating) and v is not None:
+                    d[k] = lab.value(float(v))
+        out.append(d)
+    return out
