@@ -206,8 +206,11 @@ class FilesMixin:
         """Model ▸ New model… (non-modal; "Load this model" loads the result here)."""
         from tissue_inn.gui.new_model_dialog import NewModelDialog
 
-        if tissue is None and self.ws.has_model:
-            tissue = (self.ws.card.get("tissue") or {}).get("name")
+        if tissue is None and self.ws.has_model:  # the loaded model's tissue, when it is a shipped one
+            from tissue_inn.workspace.new_model import shipped
+
+            name = (self.ws.card.get("tissue") or {}).get("name")
+            tissue = name if name in shipped("tissue") else None
         dlg = NewModelDialog(self, workers=self.workers, tissue=tissue, camera=camera, on_load=self.load_model)
         self.new_model = dlg
         dlg.show()
