@@ -13,6 +13,7 @@ shapes against the card before ``load_state_dict(strict=True)``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ def attach_to_bundle(folder: str | os.PathLike, surrogate: ForwardSurrogate | No
     """
     folder = resolve_model(folder)
     read_card(folder)  # fails clearly when the folder is no bundle
+    for part in (training, validation, gate_section):  # refuse before anything is written
+        try:
+            json.dumps(part, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ModelBundleError(f"the gate's card entries are not valid JSON ({exc}); nothing was written") from None
     updates: dict[str, Any] = {}
     if surrogate is not None:
         state = {k: v.detach().cpu().contiguous() for k, v in surrogate.state_dict().items()}

@@ -41,8 +41,8 @@ def union_thresholds(residual: np.ndarray, edge: np.ndarray, alpha: float) -> tu
     if r.size < 10 or r.shape != e.shape:
         raise ValueError("need ≥ 10 calibration cases with one residual and one edge value each")
 
-    def rate(q: float) -> tuple[float, float, float]:
-        rt, et = float(np.quantile(r, q)), float(np.quantile(e, q))
+    def rate(q: float) -> tuple[float, float, float]:  # ("higher": an infinite value never becomes a threshold)
+        rt, et = float(np.quantile(r, q, method="higher")), float(np.quantile(e, q, method="higher"))
         return float(np.mean((r > rt) | (e > et))), rt, et
 
     lo, hi = 1.0 - alpha, 1.0
@@ -137,7 +137,8 @@ def calibrate(
     n = int(np.asarray(y_clean).shape[0])
     gate = MisfitGate({"snr": [1.0], "residual_threshold": [1.0], "edge_threshold": [1.0], "alpha": alpha,
                        "residual_quantiles": {}}, gate_forward, posterior.prior_bounds, posterior.scale_free)
-    rows: dict[str, list] = {k: [] for k in ("residual_threshold", "edge_threshold", "level", "false_alarm")}
+    rows: dict[str, list] = {k: [] for k in ("residual_threshold", "edge_threshold", "level", "false_alarm",
+                                             "nonfinite")}
     rq: dict[str, list] = {str(q): [] for q in REPORT_QUANTILES}
     eq: dict[str, list] = {str(q): [] for q in REPORT_QUANTILES}
     total = len(grid) * n
@@ -151,14 +152,17 @@ def calibrate(
                 r_np, e_np = stop.value
                 break
             yield Progress("calibrate", k * n + done, total, f"SNR {snr:g}")
+        bad = ~(np.isfinite(r_np) & np.isfinite(e_np))  # a failed re-simulation or draw: counted as flagged
+        rows["nonfinite"].append(int(bad.sum()))
+        r_np = np.where(bad, np.inf, r_np)
         rt, et, q, fa = union_thresholds(r_np, e_np, alpha)
         rows["residual_threshold"].append(rt)
         rows["edge_threshold"].append(et)
         rows["level"].append(q)
         rows["false_alarm"].append(fa)
-        for p in REPORT_QUANTILES:
-            rq[str(p)].append(float(np.quantile(r_np, p)))
-            eq[str(p)].append(float(np.quantile(e_np, p)))
+        for p in REPORT_QUANTILES:  # of the finite cases
+            rq[str(p)].append(float(np.quantile(r_np[~bad], p)))
+            eq[str(p)].append(float(np.quantile(e_np[~bad], p)))
     return {
         "version": GATE_VERSION,
         "alpha": float(alpha),
@@ -173,6 +177,7 @@ def calibrate(
         "edge_threshold": rows["edge_threshold"],
         "quantile_level": rows["level"],
         "false_alarm_calibration": rows["false_alarm"],
+        "nonfinite_cases": rows["nonfinite"],
         "residual_quantiles": rq,
         "edge_quantiles": eq,
         "residual_engine": residual_engine,
