@@ -155,3 +155,17 @@ def test_attach_and_load_keep_the_model_weights_and_check_the_surrogate(tiny_bun
     with pytest.raises(ModelBundleError, match="surrogate.safetensors: sha256"):
         load_surrogate(card, folder)
     assert load_surrogate({"name": "no surrogate"}) is None
+
+
+def test_attach_writes_nothing_when_the_card_entries_are_not_json(tiny_bundle, tmp_path):
+    folder = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, folder)
+    card_before = (folder / "model_card.json").read_bytes()
+    post = Posterior.from_bundle(folder)
+    bounds = post.prior_bounds
+    spec = make_surrogate_spec(list(post.parameter_names), list(bounds[:, 0]), list(bounds[:, 1]),
+                               list(post.band_centers_nm), hidden=8, n_hidden_layers=1)
+    with pytest.raises(ModelBundleError, match="not valid JSON.*nothing was written"):
+        attach_to_bundle(folder, ForwardSurrogate(spec), gate_section={**TABLE, "residual_threshold": [np.nan, 0.1]})
+    assert not (folder / SURROGATE_FILE).exists()
+    assert (folder / "model_card.json").read_bytes() == card_before
