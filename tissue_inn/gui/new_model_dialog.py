@@ -3,6 +3,10 @@ loss curve, ETA and Cancel, resume a stopped run, read the evaluation and load t
 
 Everything but the drawing is :mod:`tissue_inn.workspace.new_model`; the work runs in a worker of the
 main window's registry (closing the window stops it, and the work folder stays for a resume).
+
+One dialog, one class (≈ 470 lines, kept whole): its form, its run and its result share the same
+widgets and slots; the logic already lives in the workspace, so a split would only scatter the slots of
+one widget over several files.
 """
 
 from __future__ import annotations
