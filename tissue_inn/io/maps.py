@@ -5,6 +5,10 @@ not at all, and an existing output is only replaced with ``force=True``.
 
 Map keys follow ``"<parameter>/<statistic>"`` (e.g. ``"sao2/median"``, ``"vhb_1/iqr"``); a key
 without ``/`` is a parameter with statistic ``"value"``.
+
+One concept, the map files (≈ 460 lines, kept whole): the four formats share the key and unit
+conventions, one validation of maps and mask (``_check_maps``) and one error wrapping, and each writer
+is read next to its reader; a module per format would repeat or import those pieces for ~80 lines each.
 """
 
 from __future__ import annotations
