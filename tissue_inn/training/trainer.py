@@ -13,6 +13,9 @@ writes checkpoints.
 Optimiser defaults follow the authors' code for the medical run (SCIENCE.md §5): Adam, lr 1e-3,
 betas (0.9, 0.95), eps 1e-6, weight decay 1e-5, batch 500, y-noise 0.05 (``inn`` family). Family-specific settings reach the network and its loss
 only through the family's ``training_options`` (:mod:`tissue_inn.inn.registry`).
+
+One concept, the training loop (≈ 430 lines, kept whole): its settings, checkpoints, resume and
+distributed set-up are the state of that one loop and change together with it.
 """
 
 from __future__ import annotations
