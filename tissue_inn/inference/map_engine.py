@@ -19,6 +19,11 @@ then :class:`~tissue_inn.errors.Cancelled` is raised with ``partial``: the resul
 
 The misfit gate (:mod:`tissue_inn.inference.misfit`, when the card has one and the residual is on)
 scores every pixel of the exact pass from its draws: ``"misfit/score"``, ``"misfit/explained"``.
+
+One concept, the map generator (≈ 420 lines, kept whole): :func:`run_map` is one generator whose passes
+share the live result, the seed units, the cancel point and the progress reports; its row blocks
+(:mod:`~tissue_inn.inference.map_preview`) and results (:mod:`~tissue_inn.inference.map_result`) are
+already modules of their own.
 """
 
 from __future__ import annotations
