@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="bundle folder or shipped name (default: colon_default)")
     p.add_argument("--compare", default="colon_inn", help="second model for the pinned comparison ('' = none)")
     p.add_argument("--out-dir", default=str(REPO / "docs"))
-    p.add_argument("--pixel", type=int, nargs=2, default=(60, 200), metavar=("ROW", "COL"))
-    p.add_argument("--pins", type=int, nargs=4, default=(120, 100, 175, 70), metavar=("R1", "C1", "R2", "C2"))
+    p.add_argument("--pixel", type=int, nargs=2, default=(170, 80), metavar=("ROW", "COL"),
+                   help="the clicked pixel (default: in the sample's ischemic patch)")
+    p.add_argument("--pins", type=int, nargs=4, default=(120, 100, 60, 200), metavar=("R1", "C1", "R2", "C2"))
     p.add_argument("--map-draws", type=int, default=64, help="posterior draws per pixel for an exact map")
     p.add_argument("--map-kind", choices=("auto", "exact", "amortised"), default="auto",
                    help="auto: the instant (amortised) map when the bundle has one, else exact")
@@ -167,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. the pixel view: regions, an StO2 map, a clicked pixel with its values as text
     win.add_region("rect", {"x": cols * 0.08, "y": rows * 0.1, "w": cols * 0.2, "h": rows * 0.18})
-    win.add_region("ellipse", {"x": cols * 0.55, "y": rows * 0.62, "w": cols * 0.25, "h": rows * 0.2})
+    win.add_region("ellipse", {"x": cols * 0.16, "y": rows * 0.56, "w": cols * 0.2, "h": rows * 0.18})
     win.rename_region("R1", "control")
-    win.rename_region("R2", "ischemic?")
+    win.rename_region("R2", "ischemic")  # inside the sample's ischemic patch
     win.maps_panel.predictive.setChecked(False)  # one forward solve per pixel is slow on a CPU
     kind = args.map_kind if args.map_kind != "auto" else ("amortised" if win.ws.model.has_amortised else "exact")
     win.maps_panel.kind_choice.setCurrentIndex(win.maps_panel.kind_choice.findData(kind))
