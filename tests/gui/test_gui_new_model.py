@@ -11,6 +11,7 @@ from gui_fixtures import WAIT_MS, dialogs_fixture, make_window_fixture  # noqa: 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from tissue_inn.workspace import new_model as nm
 from tissue_inn.workspace.new_model import work_dir
 
 TISSUE = """name = "slab"
@@ -80,20 +81,37 @@ def test_tiny_model_is_made_with_a_loss_curve_and_loaded(qtbot, make_window, def
     dlg.close()
 
 
-def test_cancel_stops_promptly_keeps_the_work_and_offers_resume(qtbot, make_window, defs):
+def test_cancel_stops_promptly_keeps_the_work_and_offers_resume(qtbot, make_window, defs, monkeypatch):
     win = make_window()
     dlg = win.new_model_dialog()
-    _fill(dlg, defs, size=2100, output="stopped")  # three simulation blocks: Cancel lands mid-way
+    _fill(dlg, defs, size=2100, output="stopped")  # three simulation blocks of 1024: Cancel lands mid-way
+    real_run = nm.run
+
+    def run_stopping_after_one_block(req, should_stop=None):
+        # the worker itself raises the stop flag after the first block (the GUI's Cancel may arrive later
+        # on a loaded machine), so the job stops in the simulation with exactly one block done
+        inner = real_run(req, should_stop=should_stop)
+        while True:
+            try:
+                p = next(inner)
+            except StopIteration as stop:
+                return stop.value
+            if p.stage == "simulate" and p.done > 0:
+                should_stop.set()
+            yield p
+
+    monkeypatch.setattr(nm, "run", run_stopping_after_one_block)
 
     def cancel_on_simulation(p):
-        if p.stage == "simulate":
-            dlg.cancel()
+        if p.stage == "simulate" and p.done > 0:
+            qtbot.mouseClick(dlg.btn_cancel, Qt.MouseButton.LeftButton)
 
-    dlg.progressed.connect(cancel_on_simulation)  # Cancel at the first simulation report
+    dlg.progressed.connect(cancel_on_simulation)
     with qtbot.waitSignal(dlg.jobEnded, timeout=WAIT_MS) as ended:
         assert dlg.start() and dlg.running and not dlg.btn_start.isEnabled()
     assert ended.args == ["cancelled"]
-    assert dlg.tracker.stage == "simulate"  # stopped in the simulation, not after it
+    assert dlg.tracker.stage == "simulate" and dlg.tracker.stage_fraction < 1  # stopped in the simulation
+    monkeypatch.setattr(nm, "run", real_run)
     qtbot.waitUntil(lambda: not dlg.running, timeout=WAIT_MS)
     assert not (defs / "stopped").exists()
     assert work_dir(defs / "stopped").is_dir() and (work_dir(defs / "stopped") / "request.json").is_file()
@@ -106,6 +124,16 @@ def test_cancel_stops_promptly_keeps_the_work_and_offers_resume(qtbot, make_wind
     # another size is another request: no resume, and Start explains why it cannot use the folder
     again.size.setValue(3000)
     assert again.btn_start.text() == "Start" and "different request" in again.resume.text()
+    # back to the stopped request: Resume continues the simulation where it stopped, to the end
+    again.size.setValue(2100)
+    reports = []
+    again.progressed.connect(reports.append)
+    with qtbot.waitSignal(again.jobEnded, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(again.btn_start, Qt.MouseButton.LeftButton)
+    assert ended.args == ["done"], again.status.text()
+    first_sim = next(p for p in reports if p.stage == "simulate")
+    assert first_sim.done == 1024  # the finished block was not simulated again
+    assert (defs / "stopped" / "model_card.json").is_file()
     again.close()
     dlg.close()
 
