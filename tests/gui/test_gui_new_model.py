@@ -57,7 +57,10 @@ def _fill(dlg, defs, size=240, output="made"):
 
 def test_tiny_model_is_made_with_a_loss_curve_and_loaded(qtbot, make_window, defs):
     win = make_window()
-    dlg = win.new_model_dialog()
+    menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "M&odel")
+    next(a for a in menu.actions() if a.text().startswith("&New model")).trigger()  # Model ▸ New model…
+    dlg = win.new_model
+    assert dlg.isVisible() and dlg.tissue.currentText() == "colon"  # the tiny test model names no shipped tissue
     _fill(dlg, defs)
     assert dlg.btn_start.text() == "Start" and not dlg.btn_load.isEnabled()
     with qtbot.waitSignal(dlg.jobEnded, timeout=WAIT_MS) as ended:
