@@ -5,10 +5,13 @@ worker threads; it imports nothing else of tissue_inn's core (an import-linter c
 Each module is one concept and is tested without Qt:
 
 - :mod:`~tissue_inn.workspace.state` — :class:`Workspace` (the state) and :class:`Generation` counters
+- :mod:`~tissue_inn.workspace.results` — the results half of :class:`Workspace` (maps, regions, exports)
 - :mod:`~tissue_inn.workspace.models` — loading a bundle, priors, the card summary
 - :mod:`~tissue_inn.workspace.images` — loading an image, band matching, usable pixels and reasons
 - :mod:`~tissue_inn.workspace.browse` — images of a folder, recent files, references per folder
 - :mod:`~tissue_inn.workspace.pixel` — a click: request, result, predictive band, readable values
+- :mod:`~tissue_inn.workspace.compare` — pinned pixels and a second model on the same click
+- :mod:`~tissue_inn.workspace.snr` — the measurement's SNR as set or estimated, with its range warning
 - :mod:`~tissue_inn.workspace.maps`, :mod:`~tissue_inn.workspace.regions`, :mod:`~tissue_inn.workspace.export`
 - :mod:`~tissue_inn.workspace.display` — stretch, pseudo-RGB bands, histograms, plot ranges
 - :mod:`~tissue_inn.workspace.labels` — clinical names, display units and scales
