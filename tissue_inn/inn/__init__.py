@@ -5,6 +5,8 @@
 - :mod:`~tissue_inn.inn.losses`: multi-scale inverse-multiquadratic MMD and the paper's kernel sets.
 - :mod:`~tissue_inn.inn.bidirectional`: :class:`BidirectionalINN` (Ardizzone et al. 2019) and
   :mod:`~tissue_inn.inn.conditional`: :class:`ConditionalINN` (maximum likelihood), both in standardised units.
+- :mod:`~tissue_inn.inn.noise_latent`: :class:`~tissue_inn.inn.noise_latent.NoiseLatentINN` (``inn_noise``: the
+  paper's INN with the measurement noise on its input side).
 - :mod:`~tissue_inn.inn.registry`: the :class:`NetworkFamily` contract and :data:`FAMILIES`, the one list
   of families (add a family: one module + one line there).
 """
