@@ -72,6 +72,15 @@ def test_without_noise_input_only_log_snr_is_carried_and_the_pad_takes_the_noise
     assert NoiseLatentINN.training_options({"inn_noise_input": False})[0]["noise_input"] is False
 
 
+def test_training_settings_reach_the_network():
+    network, loss = NoiseLatentINN.training_options(
+        {"dim_z": 9, "inn_pair_sigma": 0.0, "y_noise": 0.05, "inn_backward_kernels": [[1, 2], [4, 2]]})
+    assert network == {"dim_z": 9, "y_uncertainty_sigma": None, "backward_kernels": [[1.0, 2.0], [4.0, 2.0]]}
+    assert loss == {"y_noise": 0.0}  # the measured noise is modelled, no extra y noise
+    net = NoiseLatentINN.from_config(NoiseLatentINN.network_config(13, 8, True, {**SMALL, **network}))
+    assert net.backward_kernels == [[1.0, 2.0], [4.0, 2.0]] and net.y_uncertainty_sigma is None
+
+
 def test_paper_layout_is_unchanged_without_aux():
     net = BidirectionalINN(dim_x=4, dim_y=3, dim_z=2, **SMALL)
     assert net.total_dim == 5 and "dim_aux" not in net.config()

@@ -124,6 +124,8 @@ class NoiseLatentINN(BidirectionalINN):
         network, _ = super().training_options(settings)
         if not settings.get("inn_noise_input", True):
             network["noise_input"] = False
+        if settings.get("inn_backward_kernels"):
+            network["backward_kernels"] = [[float(c), float(a)] for c, a in settings["inn_backward_kernels"]]
         return network, {"y_noise": 0.0}
 
     def loss(self, x: Tensor, y: Tensor, weights: dict[str, float] | None = None, y_noise: float = 0.0,

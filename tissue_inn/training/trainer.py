@@ -81,6 +81,8 @@ class TrainSettings:
     # inn_noise only: give the network the camera-noise realisation (false: log-SNR only, the noise is
     # left to the pad dimensions; docs/inn_study)
     inn_noise_input: bool = True
+    # inn_noise only: (C, a) pairs of the backward-MMD kernels (default: the paper's)
+    inn_backward_kernels: list[list[float]] | None = None
     normalization: str = "geometric_mean"
     # noise model applied to simulated y in every batch (default: the camera's)
     snr_min: float | None = None
