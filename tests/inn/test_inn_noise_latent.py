@@ -72,6 +72,30 @@ def test_without_noise_input_only_log_snr_is_carried_and_the_pad_takes_the_noise
     assert NoiseLatentINN.training_options({"inn_noise_input": False})[0]["noise_input"] is False
 
 
+def test_unit_noise_is_noise_times_snr():
+    gen = torch.Generator().manual_seed(6)
+    net = NoiseLatentINN.from_config(NoiseLatentINN.network_config(4, 3, True, {**SMALL, "unit_noise": True}))
+    assert NoiseLatentINN.from_config(net.config()).unit_noise
+    ref = BidirectionalINN(dim_x=4, dim_y=4, dim_z=4, dim_aux=4, **SMALL)
+    ref.load_state_dict(net.state_dict())
+    x, y, noise = torch.randn(8, 4, generator=gen), torch.randn(8, 4, generator=gen), torch.randn(8, 3, generator=gen)
+    snr = torch.linspace(10, 50, 8)
+    mine = net.loss(x, y, noise=noise, snr=snr, generator=torch.Generator().manual_seed(1))
+    aux = torch.cat([noise * snr[:, None], y[:, 3:]], dim=1)
+    theirs = ref.loss(x, y, aux=aux, y_noise=0.0, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(mine["total"], theirs["total"])
+    spec = make_spec("inn_noise", ["a", "b"], ["1", "1"], [0.0, 0.0], [1.0, 1.0], [500.0, 600.0, 700.0],
+                     {**SMALL, "unit_noise": True}, snr_range=(10.0, 50.0))
+    est = PosteriorEstimator(spec)
+    xp = torch.full((4, 2), 0.5, dtype=torch.float64)
+    y_clean = torch.full((4, 3), 0.3, dtype=torch.float64)
+    y_noisy = y_clean * torch.tensor([1.05, 0.97, 1.0], dtype=torch.float64)
+    s4 = torch.full((4,), 20.0)
+    a = est.loss(xp, y_noisy, snr=s4, y_clean=y_clean, generator=torch.Generator().manual_seed(2))["total"]
+    b = est.loss(xp, y_noisy, snr=2 * s4, y_clean=y_clean, generator=torch.Generator().manual_seed(2))["total"]
+    assert not torch.allclose(a, b)  # the SNR reaches the noise input (and the log-SNR column)
+
+
 def test_training_settings_reach_the_network():
     network, loss = NoiseLatentINN.training_options(
         {"dim_z": 9, "inn_pair_sigma": 0.0, "y_noise": 0.05, "inn_backward_kernels": [[1, 2], [4, 2]]})

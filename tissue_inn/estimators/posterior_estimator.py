@@ -145,6 +145,8 @@ class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
         """
         if getattr(self.net, "uses_noise_realisation", False) and y_clean is not None:
             kwargs["noise"] = (self.features(y_noisy.double()) - self.features(y_clean.double())).float()
+            if getattr(self.net, "unit_noise", False) and snr is not None:
+                kwargs["snr"] = torch.as_tensor(snr, dtype=torch.float32, device=kwargs["noise"].device)
         return self.net.loss(self.x_to_net(x_phys), self.y_to_net(y_noisy, snr), **kwargs)
 
     @torch.no_grad()

@@ -58,6 +58,10 @@ class NoiseLatentINN(BidirectionalINN):
         dim_x, dim_y, dim_z: as for :class:`BidirectionalINN`; ``dim_y`` includes the log-SNR column(s).
         noise_scale: multiplier of the noise on the input side (:data:`NOISE_SCALE`).
         snr_columns: how many trailing columns of y are log-SNR (0 or 1), copied to the input side.
+        unit_noise: put ``noise × SNR`` (≈ ε, the same distribution at every SNR) on the input side
+            instead of ``noise × noise_scale``; the loss then needs the per-spectrum ``snr``. The
+            forward map learns y = f(x) + ε / SNR by regression, and the backward map, its inverse,
+            widens the posterior at low SNR by construction.
         noise_input: put the noise realisation on the input side (default). ``False``: only the log-SNR
             columns; the noise is then left to the input side's pad dimensions, which the network learns
             to use as anonymous noise sources (needs ``dim_y + dim_z > dim_x + snr_columns``).
@@ -68,7 +72,7 @@ class NoiseLatentINN(BidirectionalINN):
     supports_snr_conditioning: ClassVar[bool] = True
 
     def __init__(self, dim_x: int, dim_y: int, dim_z: int, noise_scale: float = NOISE_SCALE,
-                 snr_columns: int = 0, noise_input: bool = True, **kwargs: Any) -> None:
+                 snr_columns: int = 0, noise_input: bool = True, unit_noise: bool = False, **kwargs: Any) -> None:
         dim_aux = dim_y if noise_input else int(snr_columns)
         if "dim_aux" in kwargs and kwargs.pop("dim_aux") != dim_aux:
             raise ConfigError("inn_noise: dim_aux follows from noise_input and snr_columns; leave it out")
@@ -80,6 +84,7 @@ class NoiseLatentINN(BidirectionalINN):
         self.noise_scale = float(noise_scale)
         self.snr_columns = int(snr_columns)
         self.noise_input = bool(noise_input)
+        self.unit_noise = bool(unit_noise)
 
     @property
     def uses_noise_realisation(self) -> bool:
@@ -97,11 +102,13 @@ class NoiseLatentINN(BidirectionalINN):
         config.update(noise_scale=self.noise_scale, snr_columns=self.snr_columns)
         if not self.noise_input:
             config["noise_input"] = False
+        if self.unit_noise:
+            config["unit_noise"] = True
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NoiseLatentINN:
-        own = {"noise_scale", "snr_columns", "noise_input"}
+        own = {"noise_scale", "snr_columns", "noise_input", "unit_noise"}
         rest = {k: v for k, v in config.items() if k not in own} if isinstance(config, dict) else config
         _checked_kwargs(BidirectionalINN, rest, required=("dim_x", "dim_y", "dim_z"))
         return cls(**config)
@@ -124,19 +131,23 @@ class NoiseLatentINN(BidirectionalINN):
         network, _ = super().training_options(settings)
         if not settings.get("inn_noise_input", True):
             network["noise_input"] = False
+        if settings.get("inn_unit_noise"):
+            network["unit_noise"] = True
         if settings.get("inn_backward_kernels"):
             network["backward_kernels"] = [[float(c), float(a)] for c, a in settings["inn_backward_kernels"]]
         return network, {"y_noise": 0.0}
 
     def loss(self, x: Tensor, y: Tensor, weights: dict[str, float] | None = None, y_noise: float = 0.0,
              pad_noise: float = 0.01, z_rec_noise: float = 0.02, generator: torch.Generator | None = None,
-             noise: Tensor | None = None, aux: Tensor | None = None) -> dict[str, Tensor]:
+             noise: Tensor | None = None, aux: Tensor | None = None, snr: Tensor | None = None
+             ) -> dict[str, Tensor]:
         """The paper's loss terms with ``[x, noise · noise_scale, s]`` as the input side.
 
         Args:
             noise: ``[N, n_features]`` what the camera noise added to the unstandardised log features
                 (``None``: noise-free spectra).
             aux: not accepted (built here from ``noise`` and y's log-SNR column).
+            snr: ``[N]`` SNR of each spectrum (``unit_noise`` models; without it ``noise_scale`` is used).
             others: as :meth:`BidirectionalINN.loss`.
         """
         if aux is not None:
@@ -149,6 +160,10 @@ class NoiseLatentINN(BidirectionalINN):
         if noise is None:
             noise = y.new_zeros(y.shape[0], n_feat)
         self._check(noise, n_feat, "noise")
-        aux = torch.cat([noise.to(y.dtype) * self.noise_scale, y[:, n_feat:]], dim=1)
+        if self.unit_noise and snr is not None:
+            scaled = noise.to(y.dtype) * torch.as_tensor(snr, dtype=y.dtype, device=y.device).reshape(-1, 1)
+        else:
+            scaled = noise.to(y.dtype) * self.noise_scale
+        aux = torch.cat([scaled, y[:, n_feat:]], dim=1)
         return super().loss(x, y, weights=weights, y_noise=y_noise, pad_noise=pad_noise, z_rec_noise=z_rec_noise,
                             generator=generator, aux=aux)

@@ -81,6 +81,8 @@ class TrainSettings:
     # inn_noise only: give the network the camera-noise realisation (false: log-SNR only, the noise is
     # left to the pad dimensions; docs/inn_study)
     inn_noise_input: bool = True
+    # inn_noise only: give the noise times the SNR (~ unit noise at every SNR) instead of noise x 20
+    inn_unit_noise: bool = False
     # inn_noise only: (C, a) pairs of the backward-MMD kernels (default: the paper's)
     inn_backward_kernels: list[list[float]] | None = None
     normalization: str = "geometric_mean"
