@@ -8,6 +8,7 @@ Usage:
 
 The machine may be shared: every figure is the median of ``--repeats`` runs with its min–max spread,
 and the load average (``uptime``) is printed before and after. Ratios are measured back to back.
+Run it without ``OMP_WAIT_POLICY=PASSIVE`` (it makes multi-threaded runs 3× slower, see the note it prints).
 
     click latency     ``Posterior.pixel(y, n_draws=4096, predictive_draws=0)`` (summaries and, when
                       the card has one, the misfit verdict), median of ≥ 30 calls; target ≤ 30 ms on an
@@ -314,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     if args._big_child:
         _big_run(args.model, args._big_child, args.big_draws, args.device, args.threads)
         return 0
-    print(f"before: {_load()}; {os.cpu_count()} CPUs; torch {torch.__version__}, {args.threads} threads")
+    print(f"before: {_load()}; {os.cpu_count()} CPUs; torch {torch.__version__}, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and args.threads > 1:
+        print("note: OMP_WAIT_POLICY=PASSIVE puts the worker threads to sleep after every parallel region; with "
+              "several threads the many small element-wise ops of the network then wait for wake-ups (measured "
+              "here: 38k instead of 119k samples/s). Unset it for speed figures.")
     if args.only_big:
         print(json.dumps({"big": _big(args, big_size), "after": _load()}))
         return 0
