@@ -14,6 +14,7 @@ regenerated from all rows there)::
         --steps 1500 -o docs/inn_study
     .venv/bin/python benchmarks/inn_study.py --report-only -o docs/inn_study
     .venv/bin/python benchmarks/inn_study.py --merge OTHER_OUT [...] -o docs/inn_study  # rows run in parallel
+    .venv/bin/python benchmarks/inn_study.py --eval-bundle models/NAME [...] -o docs/inn_study  # full-size runs
 
 Training data: the first ``--n-train`` spectra of ``--train`` (seed 100 for colon_100k); test data: the
 first ``--n-test`` spectra of ``--test`` (seed 1), never seen in training. Noise: the camera's
@@ -236,6 +237,29 @@ def run_row(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def evaluate_bundle(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The rows' evaluation (same test cases, noise and draw seeds) for a trained bundle."""
+    from tissue_inn.io.bundle import load_bundle
+
+    est, _ = load_bundle(path)
+    test = SpectraDataset(args.test, limit=args.n_test)
+    names = list(est.parameter_names)
+    out: dict[str, Any] = {"bundle": str(path), "n_test": int(test.x.shape[0]), "draws": args.draws}
+    for snr_val in TEST_SNRS:
+        y_noisy, _ = _apply_noise(test.y, torch.Generator().manual_seed(1000 + int(snr_val)), snr=snr_val)
+        samples = est.sample(y_noisy, args.draws, generator=torch.Generator().manual_seed(7), snr=snr_val)
+        cal = calibration_summary(samples, test.x)
+        widths = np.median(interval_width(samples, 0.68), axis=0)
+        mae = (samples.median(dim=1).values - test.x).abs().mean(0).numpy()
+        out[f"snr{int(snr_val)}"] = {
+            "sao2_mae": float(mae[0]), "sao2_median_abs_ecal": float(cal["median_abs"][0]),
+            "sao2_ecal68": float(cal["at_68"][0]), "sao2_width68": float(widths[0]),
+            "median_abs_ecal": {n: float(v) for n, v in zip(names, cal["median_abs"], strict=True)},
+        }
+        print(f"{path} SNR {snr_val:g}: " + json.dumps(out[f"snr{int(snr_val)}"]), flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- report
 def _pct(v: float) -> str:
     return f"{100 * v:+.1f} %" if v < 0 else f"{100 * v:.1f} %"
@@ -310,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--eval-bundle", nargs="+", default=[],
+                   help="evaluate trained bundles like the rows (writes OUT/bundles.json)")
     p.add_argument("--merge", nargs="+", type=Path, default=[],
                    help="fold the results.json of other output folders (rows run in parallel) into -o")
     p.add_argument("-o", "--out", default="docs/inn_study")
@@ -331,6 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(res, indent=1))
         tmp.replace(path)
         write_report(out)
+    if args.eval_bundle:
+        path = out / "bundles.json"
+        res = json.loads(path.read_text()) if path.exists() else {}
+        for b in args.eval_bundle:
+            res[Path(b).name] = evaluate_bundle(b, args)
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(path)
     if args.merge:
         path = out / "results.json"
         res = json.loads(path.read_text()) if path.exists() else {}
