@@ -13,7 +13,8 @@ from tissue_inn.cli import main
 from tissue_inn.config import NoiseModel, TissueModel
 from tissue_inn.data.dataset import SpectraDataset
 from tissue_inn.errors import OutputExistsError
-from tissue_inn.inference.evaluate import evaluate, format_table, write_report
+from tissue_inn.inference.evaluate import evaluate
+from tissue_inn.inference.report import format_table, write_report
 from tissue_inn.io.bundle import load_bundle, read_card
 
 PNG = b"\x89PNG\r\n\x1a\n"

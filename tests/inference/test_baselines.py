@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from tissue_inn.inference.baselines import (
-    ABCRejection,
+from tissue_inn.inference.abc_rejection import ABCRejection, knn_search
+from tissue_inn.inference.diagnostics import r2_score
+from tissue_inn.inference.regression import (
     RegressionSettings,
-    knn_search,
     load_regression,
     save_regression,
     train_regression,
 )
-from tissue_inn.inference.diagnostics import r2_score
 from tissue_inn.progress import run_to_completion
 
 

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tissue_inn.inference.baselines import RegressionSettings, save_regression, train_regression
+    from tissue_inn.inference.regression import RegressionSettings, save_regression, train_regression
 
     if args.output.exists() and not args.force:
         raise TissueInnError(f"{args.output} already exists; pass --force to replace it")

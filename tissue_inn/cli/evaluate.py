@@ -117,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
     from tissue_inn.config import Camera, NoiseModel, TissueModel
     from tissue_inn.data.dataset import SpectraDataset
     from tissue_inn.hashing import file_sha256
-    from tissue_inn.inference.baselines import ABCRejection, estimator_features, load_regression
-    from tissue_inn.inference.evaluate import _jsonable, evaluate_iter, format_table, report_summary, write_report
+    from tissue_inn.inference.abc_rejection import ABCRejection, estimator_features
+    from tissue_inn.inference.evaluate import evaluate_iter
+    from tissue_inn.inference.regression import load_regression
+    from tissue_inn.inference.report import _jsonable, format_table, report_summary, write_report
     from tissue_inn.io.bundle import load_bundle, resolve_model, update_card
 
     if not args.models and not args.abc_bank and not args.regression:

@@ -51,7 +51,8 @@ def evaluate_bundle(bundle: Path, test_path: Path, train_path: Path, request, sh
     """Evaluate the bundle on the held-out set (and calibrate the misfit gate); results go into the bundle."""
     from tissue_inn.data.dataset import SpectraDataset
     from tissue_inn.hashing import file_sha256
-    from tissue_inn.inference.evaluate import evaluate_iter, report_summary, write_report
+    from tissue_inn.inference.evaluate import evaluate_iter
+    from tissue_inn.inference.report import report_summary, write_report
     from tissue_inn.io.bundle import load_bundle, update_card
     from tissue_inn.optics.forward import ForwardModel
 
