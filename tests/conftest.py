@@ -74,6 +74,36 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
+# One layer of blood and melanin with fixed scattering: small enough for make-model to simulate, train and
+# evaluate in seconds (the make-model core and GUI tests).
+SLAB_TISSUE_TOML = """name = "slab"
+[constants]
+c_hb_g_per_l = 120.0
+hb_molar_mass_g_per_mol = 64500.0
+n_above = 1.0
+n_below = 1.0
+[shared]
+sao2 = { prior = "uniform", low = 0.0, high = 1.0 }
+[[layers]]
+vhb = { prior = "uniform", low = 0.01, high = 0.1 }
+mel = 0.02
+baseline = "rest"
+a_mie = 30.0
+b_mie = 1.2
+g = 0.8
+d = 400.0
+n = 1.4
+"""
+
+
+@pytest.fixture
+def slab_tissue(tmp_path):
+    """``tmp_path/slab.toml``: the tiny tissue above."""
+    path = tmp_path / "slab.toml"
+    path.write_text(SLAB_TISSUE_TOML)
+    return path
+
+
 BANDS_NM = (470.0, 480.0, 511.0, 560.0, 580.0, 600.0, 660.0, 700.0)
 
 
@@ -90,3 +120,14 @@ def write_cube(path, h=12, w=16, wavelengths=BANDS_NM, seed=0):
         gt.create_dataset("sao2", data=(0.3 + 0.6 * xx / w).astype(np.float32))
         gt.create_dataset("vhb_1", data=np.full((h, w), 0.03, np.float32))
     return path
+
+
+@pytest.fixture()
+def ws(tiny_bundle, tmp_path):
+    """A Qt-free workspace with the tiny bundle and a synthetic cube loaded (the workspace tests)."""
+    from tissue_inn.workspace import Workspace
+
+    w = Workspace(n_draws_pixel=256, n_draws_map=16, seed=3)
+    w.load_model(tiny_bundle)
+    w.load_image(write_cube(tmp_path / "cube.h5"))
+    return w

@@ -14,33 +14,14 @@ from PySide6.QtWidgets import QMessageBox
 from tissue_inn.workspace import new_model as nm
 from tissue_inn.workspace.new_model import work_dir
 
-TISSUE = """name = "slab"
-[constants]
-c_hb_g_per_l = 120.0
-hb_molar_mass_g_per_mol = 64500.0
-n_above = 1.0
-n_below = 1.0
-[shared]
-sao2 = { prior = "uniform", low = 0.0, high = 1.0 }
-[[layers]]
-vhb = { prior = "uniform", low = 0.01, high = 0.1 }
-mel = 0.02
-baseline = "rest"
-a_mie = 30.0
-b_mie = 1.2
-g = 0.8
-d = 400.0
-n = 1.4
-"""
 # bands the test cube has (conftest.BANDS_NM), so the new model loads on it
 CAMERA = "name = 'three'\nband_centers_nm = [560.0, 600.0, 660.0]\nfwhm_nm = 20.0\n"
 TINY = dict(test_size=40, processes=1, eval_snrs=(20.0,), eval_draws=32, ppc_cases=4, threads=1)
 
 
 @pytest.fixture
-def defs(tmp_path, monkeypatch):
+def defs(tmp_path, monkeypatch, slab_tissue):
     monkeypatch.setenv("TISSUE_INN_MODELS", str(tmp_path / "models"))
-    (tmp_path / "slab.toml").write_text(TISSUE)
     (tmp_path / "three.toml").write_text(CAMERA)
     return tmp_path
 

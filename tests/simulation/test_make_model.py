@@ -12,30 +12,11 @@ from tissue_inn.errors import Cancelled, ConfigError, OutputExistsError, TissueI
 from tissue_inn.progress import run_to_completion
 from tissue_inn.training.make_model import MakeModelRequest, estimate_cost, make_model, work_dir
 
-TISSUE = """name = "slab"
-[constants]
-c_hb_g_per_l = 120.0
-hb_molar_mass_g_per_mol = 64500.0
-n_above = 1.0
-n_below = 1.0
-[shared]
-sao2 = { prior = "uniform", low = 0.0, high = 1.0 }
-[[layers]]
-vhb = { prior = "uniform", low = 0.01, high = 0.1 }
-mel = 0.02
-baseline = "rest"
-a_mie = 30.0
-b_mie = 1.2
-g = 0.8
-d = 400.0
-n = 1.4
-"""
 CAMERA = "name = 'three'\nband_centers_nm = [540.0, 580.0, 650.0]\nfwhm_nm = 20.0\n"
 
 
 @pytest.fixture
-def files(tmp_path):
-    (tmp_path / "slab.toml").write_text(TISSUE)
+def files(tmp_path, slab_tissue):
     (tmp_path / "three.toml").write_text(CAMERA)
     return tmp_path
 

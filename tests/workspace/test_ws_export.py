@@ -6,20 +6,11 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import write_cube
 
 from tissue_inn.errors import TissueInnError
 from tissue_inn.io.maps import read_maps_hdf5, read_maps_tiff
 from tissue_inn.progress import run_to_completion
 from tissue_inn.workspace import Workspace, region_mask
-
-
-@pytest.fixture()
-def ws(tiny_bundle, tmp_path):
-    w = Workspace(n_draws_pixel=256, n_draws_map=16, seed=3)
-    w.load_model(tiny_bundle)
-    w.load_image(write_cube(tmp_path / "cube.h5"))
-    return w
 
 
 def test_maps_regions_and_exports_round_trip(ws, tmp_path):

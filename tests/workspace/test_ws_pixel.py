@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_cube
 
 from tissue_inn.workspace import Workspace
-
-
-@pytest.fixture()
-def ws(tiny_bundle, tmp_path):
-    w = Workspace(n_draws_pixel=256, n_draws_map=16, seed=3)
-    w.load_model(tiny_bundle)
-    w.load_image(write_cube(tmp_path / "cube.h5"))
-    return w
 
 
 def test_pixel_matches_posterior_and_stale_answers_are_dropped(ws):
