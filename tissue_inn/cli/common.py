@@ -30,11 +30,16 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-def drive(gen: Generator[Progress, None, Any], desc: str, quiet: bool = False, unit: str = "it") -> Any:
-    """Run a progress generator with a tqdm bar on stderr; return its result."""
+def drive(gen: Generator[Progress, None, Any], desc: str, quiet: bool = False, unit: str = "it",
+          bar_per_stage: bool = False, interrupted_hint: str | None = None) -> Any:
+    """Run a progress generator with a tqdm bar on stderr; return its result.
+
+    ``bar_per_stage``: a new bar (named after ``Progress.stage``) whenever the stage changes, for pipelines
+    such as make-model. ``interrupted_hint`` is printed on Ctrl-C (e.g. how to resume).
+    """
     from tqdm import tqdm
 
-    bar = None
+    bar, stage = None, None
     try:
         while True:
             try:
@@ -43,9 +48,13 @@ def drive(gen: Generator[Progress, None, Any], desc: str, quiet: bool = False, u
                 return stop.value
             if quiet:
                 continue
+            if bar_per_stage and p.stage != stage and bar is not None:
+                bar.close()
+                bar = None
             if bar is None:
-                bar = tqdm(total=p.total or None, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                           initial=p.done)
+                stage = p.stage
+                bar = tqdm(total=p.total or None, desc=p.stage if bar_per_stage else desc, unit=unit,
+                           file=sys.stderr, dynamic_ncols=True, initial=p.done)
             bar.n = p.done
             if p.total and bar.total != p.total:
                 bar.total = p.total
@@ -56,6 +65,8 @@ def drive(gen: Generator[Progress, None, Any], desc: str, quiet: bool = False, u
                 bar.write(p.extra["log_line"], file=sys.stderr)
     except KeyboardInterrupt:
         gen.close()
+        if interrupted_hint:
+            print(interrupted_hint, file=sys.stderr)
         raise
     finally:
         if bar is not None:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tissue_inn.cli.common import Command
+from tissue_inn.cli.common import Command, drive
 
 __all__ = ["COMMAND"]
 
@@ -34,8 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from tissue_inn.training.make_model import MakeModelRequest, estimate_cost, make_model
 
     request = MakeModelRequest(
@@ -54,36 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"estimated_seconds": round(cost.total_s, 1), "simulate_s": round(cost.simulate_s, 1),
                           "train_s": round(cost.train_s, 1), "evaluate_s": round(cost.evaluate_s, 1)}))
         return 0
-    gen = make_model(request)
-    bar, stage = None, None
-    try:
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                made = stop.value
-                break
-            if args.quiet:
-                continue
-            if p.stage != stage:
-                if bar is not None:
-                    bar.close()
-                stage = p.stage
-                bar = tqdm(total=p.total or None, desc=stage, file=sys.stderr, dynamic_ncols=True, initial=p.done)
-            bar.n = p.done
-            if p.total and bar.total != p.total:
-                bar.total = p.total
-            bar.set_postfix_str(p.message, refresh=False)
-            bar.refresh()
-            if p.extra.get("log_line"):
-                bar.write(p.extra["log_line"], file=sys.stderr)
-    except KeyboardInterrupt:
-        gen.close()
-        print(f"stopped; run the same command again to resume from {args.output}.work", file=sys.stderr)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    made = drive(make_model(request), "make-model", args.quiet, bar_per_stage=True,
+                 interrupted_hint=f"stopped; run the same command again to resume from {args.output}.work")
     summary = made.card.get("evaluation", {}).get("summary", {})
     print(json.dumps({"output": str(made.path), "seconds": round(made.seconds, 1), "stages": made.stage_seconds,
                       "evaluation": {k: {m: v.get(m) for m in ("sao2_mae", "sao2_median_abs_ecal",
