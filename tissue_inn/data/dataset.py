@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import torch
 
-from tissue_inn.errors import DataFileError
+from tissue_inn.errors import DataFileError, TissueInnError
 
 __all__ = ["SpectraDataset", "DatasetInfo", "read_dataset_info"]
 
@@ -93,3 +93,18 @@ class SpectraDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.x[i], self.y[i]
+
+    def split(self, val_fraction: float, batch_size: int, generator: torch.Generator,
+              val_max: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random (validation, training) index split drawn from ``generator``.
+
+        The validation part is ``val_fraction`` of the samples (at least one, at most ``val_max``); the rest
+        must hold at least one batch.
+        """
+        perm = torch.randperm(len(self), generator=generator)
+        n_val = max(int(len(self) * val_fraction), 1)
+        if val_max is not None:
+            n_val = min(n_val, val_max)
+        if len(self) - n_val < batch_size:
+            raise TissueInnError(f"{self.info.path}: {len(self)} samples are too few for batch size {batch_size}")
+        return perm[:n_val], perm[n_val:]

@@ -29,7 +29,7 @@ from tissue_inn.atomic import atomic_dir
 from tissue_inn.config import Camera, TissueModel
 from tissue_inn.data.dataset import SpectraDataset
 from tissue_inn.data.preprocess import ParameterSpectrumCoding, bounds_from_json, bounds_to_json
-from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError, TissueInnError
+from tissue_inn.errors import Cancelled, ConfigError, ModelBundleError
 from tissue_inn.hashing import file_sha256
 from tissue_inn.progress import Progress, ShouldStop
 
@@ -221,11 +221,7 @@ def train_regression(
     }
     model = RegressionMLP(spec)
     gen = torch.Generator().manual_seed(settings.seed)
-    perm = torch.randperm(len(data), generator=gen)
-    n_val = min(max(int(len(data) * settings.val_fraction), 1), settings.val_max)
-    if len(data) - n_val < settings.batch_size:
-        raise TissueInnError(f"{data_path}: {len(data)} samples are too few for batch size {settings.batch_size}")
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    val_idx, train_idx = data.split(settings.val_fraction, settings.batch_size, gen, settings.val_max)
     x_tr, y_tr = data.x[train_idx], data.y[train_idx]
     model.fit_scalers(x_tr, y_tr)
     u_tr = model.x_to_net(x_tr)

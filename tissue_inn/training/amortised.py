@@ -81,11 +81,8 @@ def _train(data_path, estimator, noise: NoiseModel, settings: AmortisedSettings,
     if [round(float(b), 3) for b in data.info.band_centers_nm] != [round(b, 3) for b in estimator.band_centers_nm]:
         raise TissueInnError(f"{data_path}: its bands are not the model's; simulate with the model's camera")
     estimator = estimator.cpu().eval()
-    split = torch.randperm(len(data), generator=torch.Generator().manual_seed(settings.seed))
-    n_val = max(1, int(len(data) * settings.val_fraction))
-    if len(data) - n_val < settings.batch_size:
-        raise TissueInnError(f"{data_path}: {len(data)} samples are too few for batch size {settings.batch_size}")
-    val_idx, train_idx = split[:n_val], split[n_val:]
+    val_idx, train_idx = data.split(settings.val_fraction, settings.batch_size,
+                                    torch.Generator().manual_seed(settings.seed))
     with torch.no_grad():
         t_val = estimator.x_to_net(data.x[val_idx])
         y_val, snr_val = noise.apply(data.y[val_idx], torch.Generator().manual_seed(settings.seed + 1), return_snr=True)
@@ -138,7 +135,7 @@ def _train(data_path, estimator, noise: NoiseModel, settings: AmortisedSettings,
         "settings": asdict(settings),
         "seed": settings.seed,
         "dataset": {"path": str(data_path), "sha256": file_sha256(data_path), "n_samples": len(data),
-                    "n_train": int(n_train), "n_val": int(n_val), "seed": data.info.seed},
+                    "n_train": int(n_train), "n_val": len(val_idx), "seed": data.info.seed},
         "noise_model": asdict(noise),
         "best_epoch": best[1],
         "best_val_pinball": round(best[0], 6),

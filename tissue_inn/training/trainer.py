@@ -302,12 +302,8 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
     if tuple(tissue.parameter_names) != info.parameter_names:
         raise TissueInnError(f"{data_path}: parameter names do not match its tissue definition")
 
-    split_gen = torch.Generator().manual_seed(settings.seed)
-    perm = torch.randperm(len(data), generator=split_gen)
-    n_val = min(max(int(len(data) * settings.val_fraction), 1), settings.val_max)
-    if len(data) - n_val < settings.batch_size:
-        raise TissueInnError(f"{data_path}: {len(data)} samples are too few for batch size {settings.batch_size}")
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    val_idx, train_idx = data.split(settings.val_fraction, settings.batch_size,
+                                    torch.Generator().manual_seed(settings.seed), settings.val_max)
     x_train, y_train = data.x[train_idx], data.y[train_idx]
     x_val, y_val = data.x[val_idx], data.y[val_idx]
     val_noise_gen = torch.Generator().manual_seed(settings.seed + 1)
@@ -420,7 +416,7 @@ def _train(data_path, settings: TrainSettings, checkpoint_dir, resume: bool, sho
         "path": str(data_path),
         "n_samples": info.n_samples,
         "n_train": int(n_train),
-        "n_val": int(n_val),
+        "n_val": len(val_idx),
         "sha256": file_sha256(data_path),
         "seed": info.seed,
         "solver": info.solver,
