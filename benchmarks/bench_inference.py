@@ -15,9 +15,9 @@ Run it without ``OMP_WAIT_POLICY=PASSIVE`` (it makes multi-threaded runs 3× slo
                       idle 2-core machine.
     engine/matmul     posterior samples/s of an exact map (rows of the sample image, 256 draws, all
                       statistics, no residual) divided by the rows/s of a plain chain of the network's
-                      own linear layers (``F.linear`` with its weights, same rows, same chunking), each
-                      repeat measuring both back to back; target ≥ 70 %. The network alone (sampling,
-                      no statistics) is shown too.
+                      own linear layers (``F.linear`` with its weights, same rows; the faster of the
+                      network's chunking and 1,024-row chunks), each repeat measuring both back to back;
+                      target ≥ 70 %. The network alone (sampling, no statistics) is shown too.
     amortised VGA     a 640 × 480 × 8 cube through the amortised quantile network (median, IQR and
                       the 5/25/75/95 % maps of every parameter), end to end; target ≤ 3 s on 2 cores.
     peak RSS          subprocess streaming a synthetic 2048 × 2048 × 8 ``.npy`` through ``infer_image``
@@ -154,11 +154,17 @@ def _click(post, y, n_calls: int) -> dict:
 
 def _engine_vs_matmul(post, cube, draws: int, repeats: int, rows_strip: int) -> dict:
     from tissue_inn.inference.image import infer_image
-    from tissue_inn.inn.network import EVAL_CHUNK_ROWS
+    from tissue_inn.inn.network import EVAL_CHUNK_ROWS, eval_chunk_rows
     from tissue_inn.progress import run_to_completion
+
+    def matmul_seconds(n_rows: int) -> float:
+        # The faster of the network's own chunking and the one-thread L2-sized chunks: the reference
+        # is the machine's best matmul rate for these layer shapes, not one the chunking slowed down.
+        return min(_matmul_chain_seconds(net, n_rows, chunk) for chunk in {EVAL_CHUNK_ROWS, net_chunk})
 
     strip = np.asarray(cube.tile(0, rows_strip, 0, cube.shape[1]), dtype=np.float32)
     net = post.estimator.net
+    net_chunk = eval_chunk_rows(net.network.dim // 2)
     y = torch.as_tensor(strip.reshape(-1, strip.shape[-1])[:64], dtype=torch.float64)
     r_map, r_net = [], []
     for k in range(repeats + 1):
@@ -166,20 +172,20 @@ def _engine_vs_matmul(post, cube, draws: int, repeats: int, rows_strip: int) -> 
         res = run_to_completion(infer_image(post, strip, n_draws=draws, predictive=None))
         t_map = time.perf_counter() - t0
         n_samples = int(res.mask.sum()) * draws
-        t_mm = _matmul_chain_seconds(net, n_samples, EVAL_CHUNK_ROWS)
+        t_mm = matmul_seconds(n_samples)
         t0 = time.perf_counter()
         with torch.inference_mode():
             for _ in range(max(1, n_samples // (64 * draws))):
                 post.estimator.sample(y, draws, generator=torch.Generator().manual_seed(k))
         t_net = time.perf_counter() - t0
-        t_mm2 = _matmul_chain_seconds(net, max(1, n_samples // (64 * draws)) * 64 * draws, EVAL_CHUNK_ROWS)
+        t_mm2 = matmul_seconds(max(1, n_samples // (64 * draws)) * 64 * draws)
         if k:  # the first round warms up
             r_map.append(t_mm / t_map)
             r_net.append(t_mm2 / t_net)
     mm_rate = n_samples / t_mm
     print(f"exact map ({rows_strip} rows of the sample image, {draws} draws, all statistics) vs the network's matmul "
           f"chain ({len(list(m for m in net.modules() if isinstance(m, torch.nn.Linear)))} layers, "
-          f"{EVAL_CHUNK_ROWS}-row chunks, ≈ {mm_rate:,.0f} rows/s): {_spread(r_map, 100, '{:.1f}')} %; "
+          f"best of {EVAL_CHUNK_ROWS}- and {net_chunk}-row chunks, ≈ {mm_rate:,.0f} rows/s): {_spread(r_map, 100, '{:.1f}')} %; "
           f"network alone: {_spread(r_net, 100, '{:.1f}')} % (target ≥ 70 %)")
     return {"engine_fraction_of_matmul": round(statistics.median(r_map), 3),
             "engine_fraction_min_max": [round(min(r_map), 3), round(max(r_map), 3)],

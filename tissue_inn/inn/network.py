@@ -20,13 +20,39 @@ from torch import Tensor, nn
 from tissue_inn.errors import ConfigError
 from tissue_inn.inn.coupling import ActNorm, FixedPermutation, GLOWCoupling, RealNVPCoupling, mlp_constructor
 
-__all__ = ["BLOCK_TYPES", "EVAL_CHUNK_ROWS", "InvertibleSequence"]
+__all__ = ["BLOCK_TYPES", "EVAL_CHUNK_ROWS", "InvertibleSequence", "eval_chunk_rows"]
 
 EVAL_CHUNK_ROWS = 1024
 """Rows per pass when no gradient is recorded (evaluation mode): a 1024 × 128 float32 activation is
 512 KiB, so a whole pass through the blocks stays in a core's L2 cache instead of streaming
 megabyte-sized activations through memory (measured: ``benchmarks/bench_inference.py``). The rows
-are independent, so the result does not depend on the chunking."""
+are independent, so the result does not depend on the chunking. This is the one-thread size; see
+:func:`eval_chunk_rows` for more threads."""
+
+PARALLEL_GRAIN = 32768
+"""Elements below which PyTorch runs an element-wise CPU operation on one thread (ATen's
+``at::internal::GRAIN_SIZE``)."""
+
+
+def eval_chunk_rows(half_width: int, threads: int | None = None) -> int:
+    """Rows per evaluation chunk for a network whose coupling halves are ``half_width`` wide.
+
+    On one thread, :data:`EVAL_CHUNK_ROWS`. With more, a chunk's element-wise steps (``atan``, ``exp``
+    and the affine updates on ``[rows, half_width]`` arrays) must exceed :data:`PARALLEL_GRAIN` elements
+    per extra thread, or they run on one thread while the matrix products use all of them: on 2 threads
+    the 1,024-row chunks left a third of the time single-threaded. The chunk grows to the next power of
+    two above that (8,192 rows for colon's 13 parameters on 2 threads; ``benchmarks/bench_inference.py``).
+
+    >>> eval_chunk_rows(6, threads=1), eval_chunk_rows(6, threads=2), eval_chunk_rows(6, threads=4)
+    (1024, 8192, 32768)
+    """
+    n = torch.get_num_threads() if threads is None else int(threads)
+    if n <= 1:
+        return EVAL_CHUNK_ROWS
+    rows = EVAL_CHUNK_ROWS
+    while rows * max(1, half_width) <= PARALLEL_GRAIN * (n - 1):
+        rows *= 2
+    return rows
 
 BLOCK_TYPES: dict[str, type[nn.Module]] = {"realnvp": RealNVPCoupling, "glow": GLOWCoupling}
 """Coupling block classes by their configuration name."""
@@ -150,9 +176,9 @@ class InvertibleSequence(nn.Module):
         return self._evaluate(x, c, rev, jac=False)[0]
 
     def _evaluate(self, x: Tensor, c: Tensor | None, rev: bool, jac: bool) -> tuple[Tensor, Tensor]:
-        """No-gradient evaluation in L2-sized row chunks (see :data:`EVAL_CHUNK_ROWS`)."""
+        """No-gradient evaluation in row chunks (see :func:`eval_chunk_rows`)."""
         n = x.shape[0]
-        rows = EVAL_CHUNK_ROWS
+        rows = eval_chunk_rows(self.dim // 2)
         run = self._run if jac else self._run_map_only
         if n <= rows + rows // 2:
             return run(x, c, rev)
