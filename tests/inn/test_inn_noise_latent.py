@@ -153,6 +153,35 @@ def test_trains_and_round_trips_through_a_bundle(fake_dataset, tmp_path):
     assert a.shape == (2, 32, 13) and torch.equal(a, b)
 
 
+def test_snr_per_batch_gives_each_training_batch_one_snr(fake_dataset, monkeypatch):
+    """``snr_per_batch``: every batch the loss sees carries one SNR; off, the SNRs differ within a batch."""
+    from tissue_inn.progress import run_to_completion
+    from tissue_inn.training import trainer
+
+    seen: list[torch.Tensor] = []
+    original = trainer.PosteriorEstimator.loss
+
+    def spy(self, x, y, snr=None, **kw):
+        if self.net.training:
+            seen.append(torch.as_tensor(snr).clone())
+        return original(self, x, y, snr=snr, **kw)
+
+    monkeypatch.setattr(trainer.PosteriorEstimator, "loss", spy)
+    for per_batch in (True, False):
+        seen.clear()
+        settings = trainer.TrainSettings(family="inn_noise", epochs=1, iterations_per_epoch=4, batch_size=100,
+                                         val_fraction=0.1, snr_conditioning=True, inn_pair_sigma=0.0,
+                                         inn_unit_noise=True, snr_per_batch=per_batch, **SMALL)
+        run_to_completion(trainer.train(fake_dataset, settings))
+        assert len(seen) == 4
+        spreads = [float(s.max() - s.min()) for s in seen]
+        if per_batch:
+            assert all(sp == 0.0 for sp in spreads) and len({float(s[0]) for s in seen}) == 4
+            assert all(10.0 <= float(s[0]) <= 50.0 for s in seen)
+        else:
+            assert all(sp > 1.0 for sp in spreads)
+
+
 def _train_1d(net: NoiseLatentINN, sigma: float, steps: int) -> float:
     """x ~ N(0, 1), y = x + sigma·ε; returns the posterior std the trained network gives at y = 0.5."""
     gen = torch.Generator().manual_seed(0)

@@ -109,3 +109,19 @@ def test_snr_conditioned_cinn_changes_posterior_width_with_snr(fake_dataset):
     assert narrow < wide
     with pytest.raises(Exception, match="cinn"):
         run_to_completion(train(fake_dataset, TrainSettings(family="inn", snr_conditioning=True, **SMALL)))
+
+
+def test_one_snr_per_batch_is_seeded_and_in_range() -> None:
+    """``snr_per_batch``: one log-uniform SNR per batch from the batch generator (None when off)."""
+    from tissue_inn.config import NoiseModel
+    from tissue_inn.training.trainer import _batch_snr
+
+    noise = NoiseModel(snr_min=10.0, snr_max=50.0)
+    assert _batch_snr(noise, torch.Generator().manual_seed(0), per_batch=False) is None
+    draws = [_batch_snr(noise, torch.Generator().manual_seed(s), per_batch=True) for s in range(400)]
+    assert all(10.0 <= d <= 50.0 for d in draws)
+    again = [_batch_snr(noise, torch.Generator().manual_seed(s), per_batch=True) for s in range(400)]
+    assert draws == again
+    # log-uniform: the geometric middle sqrt(10 * 50) splits the draws in half
+    below = sum(d < (10.0 * 50.0) ** 0.5 for d in draws) / len(draws)
+    assert 0.42 < below < 0.58, below

@@ -133,8 +133,9 @@ class NoiseLatentINN(BidirectionalINN):
             network["noise_input"] = False
         if settings.get("inn_unit_noise"):
             network["unit_noise"] = True
-        if settings.get("inn_backward_kernels"):
-            network["backward_kernels"] = [[float(c), float(a)] for c, a in settings["inn_backward_kernels"]]
+        for key in ("backward_kernels", "forward_kernels"):
+            if settings.get(f"inn_{key}"):
+                network[key] = [[float(c), float(a)] for c, a in settings[f"inn_{key}"]]
         return network, {"y_noise": 0.0}
 
     def loss(self, x: Tensor, y: Tensor, weights: dict[str, float] | None = None, y_noise: float = 0.0,
