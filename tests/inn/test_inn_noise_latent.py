@@ -37,6 +37,43 @@ def test_bad_options_are_refused(bad):
         NoiseLatentINN.from_config(cfg)
 
 
+def test_snr_condition_feeds_log_snr_to_every_subnet():
+    """``snr_condition``: the coupling subnets get y's log-SNR column as their condition, in the loss's three
+    passes and in sampling; the option round-trips through the config; without the column it is refused."""
+    cfg = NoiseLatentINN.network_config(5, 3, True, {**SMALL, "snr_condition": True, "unit_noise": True})
+    net = NoiseLatentINN.from_config(cfg)
+    assert net.network.cond_dim == 1 and net.config()["snr_condition"] is True and "cond_dim" not in net.config()
+    assert NoiseLatentINN.from_config(net.config()).config() == net.config()
+    with pytest.raises(ConfigError, match="log-SNR column"):
+        NoiseLatentINN.from_config(NoiseLatentINN.network_config(5, 3, False, {**SMALL, "snr_condition": True}))
+    seen: list[torch.Tensor] = []
+    original = net.network.forward
+
+    def spy(x, c=None, rev=False):
+        seen.append(c)
+        return original(x, c=c, rev=rev)
+
+    net.network.forward = spy
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(6, 4, generator=gen)
+    net.loss(torch.randn(6, 5, generator=gen), y, noise=0.05 * torch.randn(6, 3, generator=gen),
+             snr=torch.full((6,), 20.0), generator=gen)
+    assert len(seen) == 3 and all(torch.equal(c, y[:, 3:]) for c in seen)
+    net.network.forward = original
+    z = torch.zeros(6, net.dim_z)
+    a = net.inverse(y, z)
+    shifted = net.network.transform(torch.cat([y, z, z.new_zeros(6, net.pad_yz)], 1), c=y[:, 3:] + 1.0, rev=True)
+    with torch.no_grad():
+        for p in net.parameters():  # break the zero init of the output layers so the condition matters
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    b = net.inverse(y, z)
+    b_shifted = net.network.transform(torch.cat([y, z, z.new_zeros(6, net.pad_yz)], 1), c=y[:, 3:] + 1.0,
+                                      rev=True)[:, :5]
+    assert torch.equal(a, shifted[:, :5])  # zero-initialised output layers: the condition is not used yet
+    b_own = net.network.transform(torch.cat([y, z, z.new_zeros(6, net.pad_yz)], 1), c=y[:, 3:], rev=True)[:, :5]
+    assert torch.equal(b, b_own) and not torch.allclose(b, b_shifted)  # sampling is conditioned on the column
+
+
 def test_loss_is_the_paper_loss_on_x_noise_and_log_snr():
     """The same terms as the paper's INN given [noise · scale, s] as its auxiliary x-side inputs."""
     gen = torch.Generator().manual_seed(0)

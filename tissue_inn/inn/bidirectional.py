@@ -52,6 +52,8 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         backward_kernels: ``(C, a)`` pairs of L_x (default :data:`BACKWARD_KERNELS`).
         y_uncertainty_sigma: σ of the backward-MMD pair weights ``exp(−‖yi−yj‖²/2σ²)`` (0.48 in the
             medical run); ``None`` disables the weighting.
+        cond_dim: condition every coupling subnet on the last ``cond_dim`` columns of y (default 0, the
+            paper's layout); :class:`~tissue_inn.inn.noise_latent.NoiseLatentINN` uses it for log-SNR.
         dim_aux: width of auxiliary x-side inputs that the caller passes to :meth:`loss` as ``aux``
             (``[x, aux, pad]``; default 0, the paper's layout). They are fitted like x by L_x and the
             reconstruction; sampling drops them. :class:`~tissue_inn.inn.noise_latent.NoiseLatentINN`
@@ -80,6 +82,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         backward_kernels: Sequence[Sequence[float]] = BACKWARD_KERNELS,
         y_uncertainty_sigma: float | None = 0.48,
         dim_aux: int = 0,
+        cond_dim: int = 0,
         n_blocks: int = 4,
         block_type: str = "realnvp",
         hidden: int = 128,
@@ -109,6 +112,9 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         self.backward_kernels = _kernels_to_json(backward_kernels)
         self.y_uncertainty_sigma = None if y_uncertainty_sigma is None else float(y_uncertainty_sigma)
         self.dim_aux = int(dim_aux)
+        if not 0 <= int(cond_dim) <= dim_y:
+            raise ConfigError(f"cond_dim must lie in [0, dim_y={dim_y}], got {cond_dim}")
+        self.cond_dim = int(cond_dim)
         self._noise_seed = int(seed)
         self.network = InvertibleSequence(
             total,
@@ -117,7 +123,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
             hidden=hidden,
             n_hidden_layers=n_hidden_layers,
             clamp=clamp,
-            cond_dim=0,
+            cond_dim=int(cond_dim),
             actnorm=actnorm,
             seed=seed,
             permute=permute,
@@ -140,6 +146,8 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         }
         if self.dim_aux:
             config["dim_aux"] = self.dim_aux
+        if self.cond_dim:
+            config["cond_dim"] = self.cond_dim
         return config
 
     @classmethod
@@ -202,7 +210,8 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
     def predict(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Forward map of x (zero pad): ``(y_hat [N, dim_y], z_hat [N, dim_z], pad_hat [N, pad_yz])``."""
         self._check(x, self.dim_x, "x")
-        out, _ = self.network(torch.cat([x, x.new_zeros(x.shape[0], self.pad_x)], dim=1))
+        c = x.new_zeros(x.shape[0], self.cond_dim) if self.cond_dim else None  # the standardised mean
+        out, _ = self.network(torch.cat([x, x.new_zeros(x.shape[0], self.pad_x)], dim=1), c=c)
         return self._split_out(out)
 
     def inverse(self, y: Tensor, z: Tensor) -> Tensor:
@@ -211,8 +220,13 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         self._check(z, self.dim_z, "z")
         if y.shape[0] != z.shape[0]:
             raise ValueError(f"y and z need the same batch size, got {y.shape[0]} and {z.shape[0]}")
-        x_full = self.network.transform(torch.cat([y, z, y.new_zeros(y.shape[0], self.pad_yz)], dim=1), rev=True)
+        x_full = self.network.transform(torch.cat([y, z, y.new_zeros(y.shape[0], self.pad_yz)], dim=1),
+                                        c=self._condition(y), rev=True)
         return x_full[:, : self.dim_x]
+
+    def _condition(self, y: Tensor) -> Tensor | None:
+        """What every coupling subnet is conditioned on: the last ``cond_dim`` columns of y (None without)."""
+        return y[:, self.dim_y - self.cond_dim:] if self.cond_dim else None
 
     def _split_out(self, out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         y_end = self.dim_y
@@ -303,7 +317,8 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         x_in = self._pad(x, self.total_dim - x.shape[1], pad_noise, gen)
 
         # Forward pass: x → [ŷ, ẑ, pad].
-        out, _ = self.network(x_in)
+        cond = self._condition(y)
+        out, _ = self.network(x_in, c=cond)
         y_hat, z_hat, pad_hat = self._split_out(out)
         loss_y = ((y_hat - y_noisy) ** 2).sum() / batch
         loss_pad_y = (pad_hat**2).sum() / batch
@@ -317,7 +332,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         # Backward pass with fresh latents: [y, z ~ N(0, I), pad] → x.
         z_draw = normal((batch, self.dim_z), x, gen)
         rev_in = self._pad(torch.cat([y_noisy, z_draw], dim=1), self.pad_yz, pad_noise, gen)
-        x_gen_full, _ = self.network(rev_in, rev=True)
+        x_gen_full, _ = self.network(rev_in, c=cond, rev=True)
         pair_weights = None
         if self.y_uncertainty_sigma is not None:
             pair_weights = gaussian_pair_weights(y, self.y_uncertainty_sigma)
@@ -328,7 +343,7 @@ class BidirectionalINN(GeneratorMixin, nn.Module):
         # Reconstruction from the (detached, perturbed) latent code of x.
         z_rec = z_hat.detach() + z_rec_noise * normal(tuple(z_hat.shape), x, gen)
         rec_in = self._pad(torch.cat([y_noisy, z_rec], dim=1), self.pad_yz, pad_noise, gen)
-        x_rec_full, _ = self.network(rec_in, rev=True)
+        x_rec_full, _ = self.network(rec_in, c=cond, rev=True)
         loss_rec = ((x_rec_full[:, :width] - x) ** 2).sum() / batch
 
         total = (

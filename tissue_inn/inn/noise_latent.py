@@ -65,26 +65,35 @@ class NoiseLatentINN(BidirectionalINN):
         noise_input: put the noise realisation on the input side (default). ``False``: only the log-SNR
             columns; the noise is then left to the input side's pad dimensions, which the network learns
             to use as anonymous noise sources (needs ``dim_y + dim_z > dim_x + snr_columns``).
-        **kwargs: every other :class:`BidirectionalINN` argument (``dim_aux`` is set here: ``dim_y``).
+        snr_condition: also condition every coupling subnet on log-SNR (the conditional INN's way of
+            letting each block's scales follow the noise level; docs/inn_study).
+        **kwargs: every other :class:`BidirectionalINN` argument (``dim_aux`` and ``cond_dim`` are set here).
     """
 
     family_name: ClassVar[str] = "inn_noise"
     supports_snr_conditioning: ClassVar[bool] = True
 
     def __init__(self, dim_x: int, dim_y: int, dim_z: int, noise_scale: float = NOISE_SCALE,
-                 snr_columns: int = 0, noise_input: bool = True, unit_noise: bool = False, **kwargs: Any) -> None:
+                 snr_columns: int = 0, noise_input: bool = True, unit_noise: bool = False,
+                 snr_condition: bool = False, **kwargs: Any) -> None:
         dim_aux = dim_y if noise_input else int(snr_columns)
         if "dim_aux" in kwargs and kwargs.pop("dim_aux") != dim_aux:
             raise ConfigError("inn_noise: dim_aux follows from noise_input and snr_columns; leave it out")
+        cond_dim = int(snr_columns) if snr_condition else 0
+        if "cond_dim" in kwargs and kwargs.pop("cond_dim") != cond_dim:
+            raise ConfigError("inn_noise: cond_dim follows from snr_condition and snr_columns; leave it out")
+        if snr_condition and not snr_columns:
+            raise ConfigError("inn_noise: snr_condition needs the log-SNR column (train with snr_conditioning)")
         if not 0 <= int(snr_columns) < dim_y:
             raise ConfigError(f"inn_noise: snr_columns must lie in [0, {dim_y}), got {snr_columns}")
         if not noise_scale > 0:
             raise ConfigError(f"inn_noise: noise_scale must be positive, got {noise_scale}")
-        super().__init__(dim_x, dim_y, dim_z, dim_aux=dim_aux, **kwargs)
+        super().__init__(dim_x, dim_y, dim_z, dim_aux=dim_aux, cond_dim=cond_dim, **kwargs)
         self.noise_scale = float(noise_scale)
         self.snr_columns = int(snr_columns)
         self.noise_input = bool(noise_input)
         self.unit_noise = bool(unit_noise)
+        self.snr_condition = bool(snr_condition)
 
     @property
     def uses_noise_realisation(self) -> bool:
@@ -99,16 +108,19 @@ class NoiseLatentINN(BidirectionalINN):
     def config(self) -> dict[str, Any]:
         config = super().config()
         config.pop("dim_aux", None)
+        config.pop("cond_dim", None)
         config.update(noise_scale=self.noise_scale, snr_columns=self.snr_columns)
         if not self.noise_input:
             config["noise_input"] = False
         if self.unit_noise:
             config["unit_noise"] = True
+        if self.snr_condition:
+            config["snr_condition"] = True
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> NoiseLatentINN:
-        own = {"noise_scale", "snr_columns", "noise_input", "unit_noise"}
+        own = {"noise_scale", "snr_columns", "noise_input", "unit_noise", "snr_condition"}
         rest = {k: v for k, v in config.items() if k not in own} if isinstance(config, dict) else config
         _checked_kwargs(BidirectionalINN, rest, required=("dim_x", "dim_y", "dim_z"))
         return cls(**config)
@@ -133,6 +145,8 @@ class NoiseLatentINN(BidirectionalINN):
             network["noise_input"] = False
         if settings.get("inn_unit_noise"):
             network["unit_noise"] = True
+        if settings.get("inn_snr_condition"):
+            network["snr_condition"] = True
         for key in ("backward_kernels", "forward_kernels"):
             if settings.get(f"inn_{key}"):
                 network[key] = [[float(c), float(a)] for c, a in settings[f"inn_{key}"]]

@@ -85,6 +85,8 @@ class TrainSettings:
     inn_unit_noise: bool = False
     # inn_noise only: (C, a) pairs of the backward-MMD kernels (default: the paper's)
     inn_backward_kernels: list[list[float]] | None = None
+    # inn_noise only: condition every coupling subnet on log-SNR as well (needs snr_conditioning)
+    inn_snr_condition: bool = False
     # inn_noise only: (C, a) pairs of the forward (latent) MMD kernels (default: the paper's)
     inn_forward_kernels: list[list[float]] | None = None
     normalization: str = "geometric_mean"
