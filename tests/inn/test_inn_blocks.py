@@ -289,18 +289,45 @@ def test_property_sequence_inverts(
 @pytest.mark.parametrize("block_type", ["realnvp", "glow"])
 @pytest.mark.parametrize("cond_dim", [0, COND_DIM])
 @pytest.mark.parametrize("rev", [False, True])
-def test_evaluation_path_matches_the_training_path(block_type: str, cond_dim: int, rev: bool) -> None:
-    """``transform`` (chunked, in-place, contiguous scale halves) gives the map of the autograd path."""
+@pytest.mark.parametrize("repeats", [1, 5])
+def test_evaluation_path_matches_the_training_path(block_type: str, cond_dim: int, rev: bool, repeats: int) -> None:
+    """``transform`` (chunked, in-place, contiguous scale halves, one condition row per ``repeats`` rows)
+    gives the map of the autograd path."""
     from tissue_inn.inn.network import EVAL_CHUNK_ROWS
 
     net = _randomise(InvertibleSequence(7, n_blocks=3, block_type=block_type, hidden=16, n_hidden_layers=2,
                                         cond_dim=cond_dim), seed=5).eval()
     gen = torch.Generator().manual_seed(2)
-    rows = 2 * EVAL_CHUNK_ROWS + 37  # several chunks and a short last one
+    rows = 5 * (2 * EVAL_CHUNK_ROWS // 5 + 7)  # several chunks and a short last one, whole groups of 5
     x = torch.randn(rows, 7, generator=gen)
-    c = torch.randn(rows, cond_dim, generator=gen) if cond_dim else None
-    expected, _ = net._run(x, c, rev)  # the training path, block by block
+    c = torch.randn(rows // repeats, cond_dim, generator=gen) if cond_dim else None
+    c_rows = None if c is None else c.repeat_interleave(repeats, dim=0)
+    expected, _ = net._run(x, c_rows, rev)  # the training path, block by block
     with torch.inference_mode():
-        got = net.transform(x, c, rev=rev)
+        got = net.transform(x, c, rev=rev, repeats=repeats if cond_dim else 1)
+        again = net.transform(x, c_rows, rev=rev)
     assert got.shape == expected.shape
-    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), float((got - expected).abs().max())
+    scale = float(expected.abs().max())  # float32 rounding, amplified by the inverse's exp(−s), on this scale
+    assert float((got - expected).abs().max()) <= 1e-5 * scale, (float((got - expected).abs().max()), scale)
+    assert float((again - expected).abs().max()) <= 1e-5 * scale
+
+
+def test_repeats_must_match_the_rows() -> None:
+    net = InvertibleSequence(4, n_blocks=1, hidden=8, cond_dim=2).eval()
+    with torch.inference_mode(), pytest.raises(ValueError, match="repeats=3"):
+        net.transform(torch.zeros(10, 4), torch.zeros(3, 2), rev=True, repeats=3)
+
+
+def test_padded_output_layer_follows_weight_changes() -> None:
+    """The evaluation path's zero-padded copy of the output layer is rebuilt when the weights change."""
+    from tissue_inn.inn.coupling import MLP
+
+    mlp = _randomise(MLP(5, 7, hidden=16, n_hidden_layers=2), seed=1).eval()
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = mlp.evaluate(x)
+        assert torch.allclose(first, nn.Sequential.forward(mlp, x), atol=1e-6)
+        mlp[-1].weight.add_(1.0)  # as an optimiser step or load_state_dict would
+        second = mlp.evaluate(x)
+        assert torch.allclose(second, nn.Sequential.forward(mlp, x), atol=1e-6)
+        assert not torch.allclose(first, second)

@@ -60,10 +60,17 @@ class BoundedTransform(nn.Module):
         low = self._finite(self.low, 0.0, u)
         high = self._finite(self.high, 1.0, u)
         span = high - low
-        # clamp in unbounded space so exp/sigmoid never overflow to the bound itself
-        both = low + span * torch.sigmoid(u)
-        lower = low + torch.exp(u.clamp(max=60.0))
-        return torch.where(self.both, both, torch.where(self.lower_only, lower, u))
+        # Each column gets only its own function (sigmoid, exp or none), the operations and their order as
+        # low + span · sigmoid(u) and low + exp(min(u, 60)) (same numbers): a map's millions of draws pass
+        # here. The clamp in unbounded space keeps exp from overflowing to the bound itself.
+        out = torch.sigmoid(u).mul_(span).add_(low)
+        lower = self.lower_only.nonzero()[:, 0]
+        if lower.numel():
+            out[..., lower] = low[lower] + torch.exp(u[..., lower].clamp(max=60.0))
+        free = (~(self.both | self.lower_only)).nonzero()[:, 0]
+        if free.numel():
+            out[..., free] = u[..., free]
+        return out
 
 
 class SpectrumFeatures(nn.Module):

@@ -175,7 +175,10 @@ class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
             raise ValueError("sizes must add up to the number of spectra, one generator per group")
         c = self.y_to_net(y_reflectance, snr)
         z = torch.cat([self.net.latent_draws(p * n_draws, c, g) for p, g in zip(sizes, generators)])
-        u = self.net.decode(c.repeat_interleave(n_draws, dim=0), z)
+        if getattr(self.net, "decodes_repeated", False):
+            u = self.net.decode(c, z, repeats=n_draws)
+        else:
+            u = self.net.decode(c.repeat_interleave(n_draws, dim=0), z)
         return self.net_to_x(u.reshape(y_reflectance.shape[0], n_draws, -1))
 
     @torch.no_grad()

@@ -43,6 +43,8 @@ class ConditionalINN(GeneratorMixin, nn.Module):
 
     family_name: ClassVar[str] = "cinn"
     supports_snr_conditioning: ClassVar[bool] = True
+    decodes_repeated: ClassVar[bool] = True
+    """:meth:`decode` takes ``repeats`` (one condition row for that many latent rows)."""
 
     def __init__(
         self,
@@ -134,9 +136,16 @@ class ConditionalINN(GeneratorMixin, nn.Module):
         """Width of z (= dim_x: the flow maps x to z one to one)."""
         return self.dim_x
 
-    def decode(self, c: Tensor, z: Tensor) -> Tensor:
-        """x for one ``(c, z)`` pair per row: the network run backwards (no log-determinant)."""
-        return self.network.transform(z, c=self._condition(c, z.shape[0]), rev=True)
+    def decode(self, c: Tensor, z: Tensor, repeats: int = 1) -> Tensor:
+        """x for one ``(c, z)`` pair per row: the network run backwards (no log-determinant).
+
+        ``repeats``: ``c`` holds one row per ``repeats`` consecutive rows of z (the draws of one spectrum);
+        the same x as ``decode(c.repeat_interleave(repeats, 0), z)`` without building that array, and
+        the condition's share of the subnets is computed once per spectrum.
+        """
+        if repeats < 1 or z.shape[0] % repeats:
+            raise ValueError(f"z has {z.shape[0]} rows, not a multiple of repeats={repeats}")
+        return self.network.transform(z, c=self._condition(c, z.shape[0] // repeats), rev=True, repeats=repeats)
 
     def _condition(self, c: Tensor, batch: int) -> Tensor:
         if c.ndim != 2 or c.shape[1] != self.dim_cond:
@@ -171,6 +180,5 @@ class ConditionalINN(GeneratorMixin, nn.Module):
         """Posterior samples given c: ``[N, n_draws, dim_x]``."""
         gen = self._generator(generator)
         n_obs = c.shape[0]
-        c_rep = c.repeat_interleave(n_draws, dim=0)
         z = self.latent_draws(n_obs * n_draws, c, gen)
-        return self.decode(c_rep, z).reshape(n_obs, n_draws, self.dim_x)
+        return self.decode(c, z, repeats=n_draws).reshape(n_obs, n_draws, self.dim_x)

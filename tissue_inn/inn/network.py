@@ -165,39 +165,53 @@ class InvertibleSequence(nn.Module):
             return self._run(x, c, rev)
         return self._evaluate(x, c, rev, jac=True)
 
-    def transform(self, x: Tensor, c: Tensor | None = None, rev: bool = False) -> Tensor:
-        """The map alone (no log-determinant), for sampling: the same output as ``forward(...)[0]``."""
+    def transform(self, x: Tensor, c: Tensor | None = None, rev: bool = False, repeats: int = 1) -> Tensor:
+        """The map alone (no log-determinant), for sampling: the same output as ``forward(...)[0]``.
+
+        ``repeats``: ``c`` holds one row per ``repeats`` consecutive rows of x (the draws of one spectrum),
+        which saves building ``c.repeat_interleave(repeats)`` and the condition's share of every subnet's
+        first layer per row (:meth:`~tissue_inn.inn.coupling.MLP.evaluate`).
+        """
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"InvertibleSequence expects x of shape [batch, {self.dim}], got {tuple(x.shape)}")
         if self.cond_dim == 0 and c is not None:
             raise ValueError("this network is unconditional (cond_dim=0) but c was given")
-        if self.training or torch.is_grad_enabled():
-            return self._run(x, c, rev)[0]
-        return self._evaluate(x, c, rev, jac=False)[0]
+        repeats = int(repeats)
+        if c is not None and (repeats < 1 or c.shape[0] * repeats != x.shape[0]):
+            raise ValueError(f"c has {c.shape[0]} rows; with repeats={repeats} x needs {c.shape[0] * repeats}, "
+                             f"got {x.shape[0]}")
+        if self.training or torch.is_grad_enabled() or any(isinstance(b, ActNorm) for b in self.blocks):
+            if c is not None and repeats > 1:
+                c = c.repeat_interleave(repeats, dim=0)
+            if self.training or torch.is_grad_enabled():
+                return self._run(x, c, rev)[0]
+            return self._evaluate(x, c, rev, jac=False)[0]
+        return self._evaluate(x, c, rev, jac=False, repeats=repeats if c is not None else 1)[0]
 
-    def _evaluate(self, x: Tensor, c: Tensor | None, rev: bool, jac: bool) -> tuple[Tensor, Tensor]:
-        """No-gradient evaluation in row chunks (see :func:`eval_chunk_rows`)."""
+    def _evaluate(self, x: Tensor, c: Tensor | None, rev: bool, jac: bool, repeats: int = 1) -> tuple[Tensor, Tensor]:
+        """No-gradient evaluation in row chunks (see :func:`eval_chunk_rows`), whole groups of ``repeats``."""
         n = x.shape[0]
-        rows = eval_chunk_rows(self.dim // 2)
-        run = self._run if jac else self._run_map_only
+        rows = max(1, eval_chunk_rows(self.dim // 2) // repeats) * repeats
         if n <= rows + rows // 2 or x.device.type != "cpu":  # a GPU wants the caller's whole batch
-            return run(x, c, rev)
+            return self._run(x, c, rev) if jac else self._run_map_only(x, c, rev, repeats)
         out = torch.empty_like(x)
         log_jac = x.new_zeros(n)
         for s in range(0, n, rows):
-            o, lj = run(x[s : s + rows], None if c is None else c[s : s + rows], rev)
-            out[s : s + rows] = o
+            cs = None if c is None else c[s // repeats : (s + rows) // repeats]
             if jac:
-                log_jac[s : s + rows] = lj
+                o, log_jac[s : s + rows] = self._run(x[s : s + rows], cs, rev)
+            else:
+                o, _ = self._run_map_only(x[s : s + rows], cs, rev, repeats)
+            out[s : s + rows] = o
         return out, log_jac
 
-    def _run_map_only(self, x: Tensor, c: Tensor | None, rev: bool) -> tuple[Tensor, Tensor]:
+    def _run_map_only(self, x: Tensor, c: Tensor | None, rev: bool, repeats: int = 1) -> tuple[Tensor, Tensor]:
         for block in reversed(self.blocks) if rev else self.blocks:
             if isinstance(block, FixedPermutation):
                 x = torch.index_select(x, 1, block.inverse_perm if rev else block.perm)
             elif isinstance(block, (RealNVPCoupling, GLOWCoupling)):
-                x = block.transform(x, c, rev)
-            else:
+                x = block.transform(x, c, rev, repeats)
+            else:  # ActNorm: transform() expands c before it gets here
                 x, _ = block(x, c=c, rev=rev)
         return x, x.new_zeros(x.shape[0])
 
