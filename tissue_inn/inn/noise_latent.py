@@ -16,6 +16,9 @@ forward map can pass it through and the backward map knows how wide the noise is
 directions the spectrum cannot pin down: ``dim_z = dim_x`` by default (``[x, noise, s]`` has
 ``dim_x + dim_y`` entries, ``[y, s]`` has ``dim_y``).
 
+With ``snr_condition`` log-SNR also conditions every coupling subnet (as in the conditional INN), so each
+block's scales can follow the noise level instead of building the 1/SNR product across blocks.
+
 Everything else is the paper's method and :class:`~tissue_inn.inn.bidirectional.BidirectionalINN`'s
 code: forward L_y + L_z (MMD), backward L_x (MMD against samples of the prior of ``[x, noise, s]``),
 reconstruction, the same blocks and optimiser. Sampling runs ``[y, s, z ~ N(0, I), 0]`` backwards and
