@@ -25,7 +25,7 @@ Run it without ``OMP_WAIT_POLICY=PASSIVE`` (it makes multi-threaded runs 3× slo
                       target ≤ 2 GB.
     cancel            seconds from ``should_stop()`` turning True to the partial result; target ≤ 1 s.
     --defaults        seconds to a first map of the sample image: amortised, preview, exact at
-                      32/64/128 draws, and the per-pixel cost of the residual (solver; the misfit
+                      32/64/128/256/1000 draws, and the per-pixel cost of the residual (solver; the misfit
                       gate's surrogate when the card has one): the figures behind ``infer --help``.
     --vga-exact       VGA × ``--draws`` exact map end to end on ``--device`` (the GPU figure; target ≤ 2 s).
     MAE               per parameter, median map vs ground truth on the sample image.
@@ -263,7 +263,7 @@ def _defaults(post, cube) -> dict:
             gen.close()
             break
     strip = np.asarray(cube.tile(0, 8, 0, w), dtype=np.float32)
-    for draws in (32, 64, 128):
+    for draws in (32, 64, 128, 256, 1000):
         t0 = time.perf_counter()
         res = run_to_completion(infer_image(post, strip, n_draws=draws, predictive=None))
         per_px = (time.perf_counter() - t0) / max(1, int(res.mask.sum()))

@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="bundle folder or shipped model name (default: shipped default)")
     p.add_argument("--draws", type=int, default=256,
                    help="posterior draws per pixel of --kind exact (default 256). Cost grows with the draws: on 2 "
-                   "loaded CPU cores ≈ 0.7 ms/pixel at 64, 3.5 at 256, 15 at 1000 (the 256 × 256 sample image: "
-                   "≈ 50 s, 4 min, 16 min; an idle machine is 2-4× faster, a GPU far more)"),
+                   "idle CPU cores ≈ 0.3 ms/pixel at 64, 1.1 at 256, 4.2 at 1000 (the 256 × 256 sample image: "
+                   "≈ 20 s, 75 s, 5 min; this command's OMP_WAIT_POLICY=PASSIVE, which keeps a shared machine "
+                   "responsive, adds ≈ 30 %%: set OMP_WAIT_POLICY=ACTIVE on an idle one; a GPU is far faster)"),
     p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the output)")
     p.add_argument("--roi", default=None, help="rectangle x0,y0,x1,y1 (columns, rows; end exclusive)")
     p.add_argument("--dataset", default=None, help="HDF5 dataset path of the cube")
@@ -96,14 +97,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=["median", "none"],
         default="median",
         help="re-simulate each pixel's posterior median (residual map and, with a misfit gate in the card, the "
-        "'not explained' verdict). With the gate's surrogate ≈ +0.2 ms/pixel (≈ +15 s on the sample image); "
-        "without a gate one forward solve per pixel, ≈ +6 ms/pixel",
+        "'not explained' verdict). With the gate's surrogate ≈ +0.1 ms/pixel (≈ +5 s on the sample image); "
+        "without a gate one forward solve per pixel, ≈ +2 ms/pixel (idle 2 cores)",
     )
     p.add_argument(
         "--kind", choices=["exact", "amortised"], default="exact",
         help="exact: statistics of the INN's --draws per pixel (the truth; cost grows with --draws, and the "
         "residual re-simulates each pixel); amortised: the bundle's quantile network, median and 5/25/75/95 %% "
-        "quantiles in one pass (≈ 2 s for the sample image or a 640 × 480 frame on 2 loaded cores; no residual)",
+        "quantiles in one pass (≈ 0.2 s for the sample image, 0.5 s for a 640 × 480 frame on 2 idle cores; "
+        "no residual)",
     )
     p.add_argument("--tile-pixels", type=int, default=65536, help="pixels read per strip (memory)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")

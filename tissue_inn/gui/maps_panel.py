@@ -69,7 +69,7 @@ class MapsPanel(QWidget):
         self.draws.setSuffix(" draws / pixel")
         self.predictive = QCheckBox("predictive residual and 'not explained' verdict")
         self.predictive.setChecked(True)
-        self.predictive.setToolTip("Also map how well the posterior explains each pixel's spectrum: cheap with the model's forward surrogate (+0.2 ms/pixel), one forward solve per pixel without one (+6 ms/pixel)")
+        self.predictive.setToolTip("Also map how well the posterior explains each pixel's spectrum: cheap with the model's forward surrogate (+0.1 ms/pixel), one forward solve per pixel without one (+2 ms/pixel)")
         self.btn_image = QPushButton("Whole image")
         self.btn_region = QPushButton("Selected region")
         self.btn_cancel = QPushButton("Cancel")
