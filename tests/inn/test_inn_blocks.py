@@ -290,13 +290,15 @@ def test_property_sequence_inverts(
 @pytest.mark.parametrize("cond_dim", [0, COND_DIM])
 @pytest.mark.parametrize("rev", [False, True])
 @pytest.mark.parametrize("repeats", [1, 5])
-def test_evaluation_path_matches_the_training_path(block_type: str, cond_dim: int, rev: bool, repeats: int) -> None:
+@pytest.mark.parametrize("actnorm", [False, True])
+def test_evaluation_path_matches_the_training_path(block_type: str, cond_dim: int, rev: bool, repeats: int,
+                                                   actnorm: bool) -> None:
     """``transform`` (chunked, in-place, contiguous scale halves, one condition row per ``repeats`` rows)
     gives the map of the autograd path."""
     from tissue_inn.inn.network import EVAL_CHUNK_ROWS
 
     net = _randomise(InvertibleSequence(7, n_blocks=3, block_type=block_type, hidden=16, n_hidden_layers=2,
-                                        cond_dim=cond_dim), seed=5).eval()
+                                        cond_dim=cond_dim, actnorm=actnorm), seed=5).eval()
     gen = torch.Generator().manual_seed(2)
     rows = 5 * (2 * EVAL_CHUNK_ROWS // 5 + 7)  # several chunks and a short last one, whole groups of 5
     x = torch.randn(rows, 7, generator=gen)

@@ -18,7 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from tissue_inn.errors import ConfigError
-from tissue_inn.inn.coupling import ActNorm, FixedPermutation, GLOWCoupling, RealNVPCoupling, mlp_constructor
+from tissue_inn.inn.coupling import (
+    ActNorm,
+    FixedPermutation,
+    GLOWCoupling,
+    RealNVPCoupling,
+    _repeated,
+    mlp_constructor,
+)
 
 __all__ = ["BLOCK_TYPES", "EVAL_CHUNK_ROWS", "InvertibleSequence", "eval_chunk_rows"]
 
@@ -180,12 +187,8 @@ class InvertibleSequence(nn.Module):
         if c is not None and (repeats < 1 or c.shape[0] * repeats != x.shape[0]):
             raise ValueError(f"c has {c.shape[0]} rows; with repeats={repeats} x needs {c.shape[0] * repeats}, "
                              f"got {x.shape[0]}")
-        if self.training or torch.is_grad_enabled() or any(isinstance(b, ActNorm) for b in self.blocks):
-            if c is not None and repeats > 1:
-                c = c.repeat_interleave(repeats, dim=0)
-            if self.training or torch.is_grad_enabled():
-                return self._run(x, c, rev)[0]
-            return self._evaluate(x, c, rev, jac=False)[0]
+        if self.training or torch.is_grad_enabled():
+            return self._run(x, _repeated(c, repeats), rev)[0]
         return self._evaluate(x, c, rev, jac=False, repeats=repeats if c is not None else 1)[0]
 
     def _evaluate(self, x: Tensor, c: Tensor | None, rev: bool, jac: bool, repeats: int = 1) -> tuple[Tensor, Tensor]:
@@ -211,7 +214,7 @@ class InvertibleSequence(nn.Module):
                 x = torch.index_select(x, 1, block.inverse_perm if rev else block.perm)
             elif isinstance(block, (RealNVPCoupling, GLOWCoupling)):
                 x = block.transform(x, c, rev, repeats)
-            else:  # ActNorm: transform() expands c before it gets here
+            else:  # ActNorm, which ignores c
                 x, _ = block(x, c=c, rev=rev)
         return x, x.new_zeros(x.shape[0])
 
