@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tissue_inn.data.preprocess import ParameterSpectrumCoding, bounds_from_json, bounds_to_json
+from tissue_inn.data.preprocess import BoundedTransform, ParameterSpectrumCoding, bounds_from_json, bounds_to_json
 from tissue_inn.errors import ConfigError, ModelBundleError
 from tissue_inn.inn.registry import FAMILIES, family_names
 
@@ -43,13 +43,17 @@ def make_spec(
     normalization: str = "geometric_mean",
     snr_range: tuple[float, float] | None = None,
     nominal_snr: float | None = None,
+    bounded_map: str = "logit",
 ) -> dict[str, Any]:
     """Build an estimator spec. ``network`` holds the family's constructor arguments except dimensions.
 
     With ``snr_range`` (families that support it, e.g. cinn) the network is also conditioned on log(SNR)
     of the measurement, so one model stays calibrated across the noise range it was trained for;
-    ``nominal_snr`` is used when a caller does not say which SNR its camera has.
+    ``nominal_snr`` is used when a caller does not say which SNR its camera has. ``bounded_map``: how
+    parameters bounded on both sides enter the network (:class:`~tissue_inn.data.preprocess.BoundedTransform`).
     """
+    if bounded_map not in BoundedTransform.MAPS:
+        raise ValueError(f"bounded_map {bounded_map!r}: use one of {', '.join(BoundedTransform.MAPS)}")
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} unknown; use one of {family_names()}")
     family_cls = FAMILIES[family]
@@ -65,6 +69,7 @@ def make_spec(
         "prior_high": bounds_to_json(prior_high),
         "band_centers_nm": [float(v) for v in band_centers_nm],
         "normalization": normalization,
+        "bounded_map": bounded_map,
         "snr_range": list(snr_range) if snr_range is not None else None,
         "nominal_snr": float(nominal_snr) if nominal_snr is not None else None,
         "network": net,
@@ -96,7 +101,13 @@ class PosteriorEstimator(ParameterSpectrumCoding, nn.Module):
         d, b = len(self.parameter_names), len(self.band_centers_nm)
         if len(low) != d or len(high) != d or len(self.parameter_units) != d:
             raise ModelBundleError("model spec: parameter names, units and prior bounds differ in length")
-        self._init_coding(low, high, b, spec.get("normalization", "geometric_mean"))
+        bounded_map = spec.get("bounded_map", "logit")  # cards written before the setting existed: logit
+        if bounded_map not in BoundedTransform.MAPS:
+            raise ModelBundleError(
+                f"model spec: bounded_map {bounded_map!r} is unknown to this tissue_inn (known: "
+                f"{', '.join(BoundedTransform.MAPS)}); upgrade tissue_inn or use another model"
+            )
+        self._init_coding(low, high, b, spec.get("normalization", "geometric_mean"), bounded_map)
         snr_range = spec.get("snr_range")
         self.snr_conditioning = snr_range is not None
         if self.snr_conditioning:

@@ -205,7 +205,8 @@ def format_card(card: dict[str, Any]) -> str:
     if noise:
         lines.append(f"noise model  : multiplicative, SNR {noise.get('snr_min')}–{noise.get('snr_max')}")
     spec = card["estimator"]
-    lines.append(f"preprocessing: {spec.get('normalization')} log-spectrum, bounded parameters via logit/log")
+    lines.append(f"preprocessing: {spec.get('normalization')} log-spectrum, bounded parameters via "
+                 f"{spec.get('bounded_map', 'logit')}/log")
     net = spec.get("network", {})
     lines.append(f"network      : {net.get('n_blocks')} × {net.get('block_type')} blocks, hidden {net.get('hidden')}"
                  f" × {net.get('n_hidden_layers')}, clamp {net.get('clamp')}; "

@@ -90,6 +90,9 @@ class TrainSettings:
     # inn_noise only: (C, a) pairs of the forward (latent) MMD kernels (default: the paper's)
     inn_forward_kernels: list[list[float]] | None = None
     normalization: str = "geometric_mean"
+    # how parameters bounded on both sides enter the network: "logit" or "probit" (a uniform prior becomes
+    # exactly N(0, 1); the bidirectional INN needs it, docs/inn_study round 4)
+    bounded_map: str = "logit"
     # noise model applied to simulated y in every batch (default: the camera's)
     snr_min: float | None = None
     snr_max: float | None = None
@@ -112,6 +115,8 @@ class TrainSettings:
             raise ConfigError("val_fraction must lie in (0, 0.5)")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError("lr_schedule: use 'cosine' or 'constant'")
+        if self.bounded_map not in ("logit", "probit"):
+            raise ConfigError(f"bounded_map {self.bounded_map!r}: use 'logit' or 'probit'")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -224,6 +229,7 @@ def build_estimator(settings: TrainSettings, tissue: TissueModel, camera: Camera
         settings.normalization,
         snr_range=(noise.snr_min, noise.snr_max) if (settings.snr_conditioning and noise is not None) else None,
         nominal_snr=settings.nominal_snr,
+        bounded_map=settings.bounded_map,
     )
     return PosteriorEstimator(spec)
 
