@@ -83,3 +83,30 @@ def test_bundle_keeps_the_map_and_old_cards_read_as_logit(fake_dataset, tmp_path
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelBundleError, match="bounded_map 'arctan'"):
         load_bundle(folder)
+
+
+def test_the_predicted_cost_of_a_gaussian_rendering_matches_a_simulation():
+    """benchmarks/inn_latent_check.py's closed form against drawing it: uniform truths, logit draws N(0, π²/3)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "inn_latent_check.py"
+    spec = importlib.util.spec_from_file_location("inn_latent_check", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("inn_latent_check", module)
+    spec.loader.exec_module(module)
+    median_abs, at68 = module.gaussian_rendering_of_logistic()
+    rng = np.random.default_rng(0)
+    draws = 1 / (1 + np.exp(-rng.normal(0.0, math.pi / math.sqrt(3), 400_000)))
+    truths = rng.random(400_000)
+    errors = []
+    for q in np.arange(1, 101) / 101:
+        lo, hi = np.quantile(draws, [0.5 - q / 2, 0.5 + q / 2])
+        errors.append(np.mean((truths >= lo) & (truths <= hi)) - q)
+    lo68, hi68 = np.quantile(draws, [0.16, 0.84])
+    assert abs(at68 - (np.mean((truths >= lo68) & (truths <= hi68)) - 0.68)) < 0.005
+    assert abs(median_abs - np.median(np.abs(errors))) < 0.005
+    assert 0.025 < median_abs < 0.04  # the ≈ 3 % the INN's uninformed parameters showed under the logit
