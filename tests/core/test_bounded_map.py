@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,7 +90,6 @@ def test_the_predicted_cost_of_a_gaussian_rendering_matches_a_simulation():
     """benchmarks/inn_latent_check.py's closed form against drawing it: uniform truths, logit draws N(0, π²/3)."""
     import importlib.util
     import sys
-    from pathlib import Path
 
     import numpy as np
 
@@ -110,3 +110,15 @@ def test_the_predicted_cost_of_a_gaussian_rendering_matches_a_simulation():
     assert abs(at68 - (np.mean((truths >= lo68) & (truths <= hi68)) - 0.68)) < 0.005
     assert abs(median_abs - np.median(np.abs(errors))) < 0.005
     assert 0.025 < median_abs < 0.04  # the ≈ 3 % the INN's uninformed parameters showed under the logit
+
+
+def test_the_shipped_bidirectional_inn_uses_the_probit_and_keeps_samples_inside_the_prior():
+    folder = Path(__file__).resolve().parents[2] / "models" / "colon_inn_calibrated"
+    if not (folder / "model_card.json").exists():
+        pytest.skip("colon_inn_calibrated not shipped in this checkout")
+    est, card = load_bundle(folder)
+    assert card["estimator"]["bounded_map"] == "probit" == est.x_transform.bounded_map
+    y = torch.full((2, est.n_bands), 0.2, dtype=torch.float64)
+    draws = est.sample(y, 512, generator=torch.Generator().manual_seed(0), snr=10.0)
+    bounds = est.prior_bounds()
+    assert torch.all(draws >= bounds[:, 0]) and torch.all(draws <= bounds[:, 1])

@@ -72,7 +72,8 @@ def test_missing_or_malformed_figures_are_unknown(card):
     assert "tissue-inn evaluate" in message
 
 
-@pytest.mark.parametrize(("model", "level"), [("colon_default", "ok"), ("colon_inn", "poor")])
+@pytest.mark.parametrize(("model", "level"),
+                         [("colon_default", "ok"), ("colon_inn", "poor"), ("colon_inn_calibrated", "ok")])
 def test_shipped_cards(model, level):
     card_path = MODELS / model / "model_card.json"
     if not card_path.exists():
