@@ -36,6 +36,7 @@ from torch import nn
 
 from tissue_inn.config import Camera, NoiseModel, TissueModel
 from tissue_inn.data.dataset import SpectraDataset
+from tissue_inn.data.preprocess import BoundedTransform
 from tissue_inn.errors import Cancelled, ConfigError, TissueInnError
 from tissue_inn.estimators import PosteriorEstimator, make_spec
 from tissue_inn.hashing import file_sha256
@@ -115,8 +116,9 @@ class TrainSettings:
             raise ConfigError("val_fraction must lie in (0, 0.5)")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ConfigError("lr_schedule: use 'cosine' or 'constant'")
-        if self.bounded_map not in ("logit", "probit"):
-            raise ConfigError(f"bounded_map {self.bounded_map!r}: use 'logit' or 'probit'")
+        if self.bounded_map not in BoundedTransform.MAPS:
+            raise ConfigError(f"training setting bounded_map {self.bounded_map!r}: use one of "
+                              f"{', '.join(repr(m) for m in BoundedTransform.MAPS)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
