@@ -26,6 +26,21 @@ def fake_bands(x: torch.Tensor, n_bands: int = 8) -> torch.Tensor:
     return (0.5 * a_mie / (a_mie + 20) + 0.05) * torch.exp(-4 * absorb)
 
 
+def load_repo_script(relative: str):
+    """Import a script of the repository that is not part of the package (``benchmarks/NAME.py``) as a module."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / relative
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_fake_dataset(path, n: int = 3000, seed: int = 0) -> None:
     tissue = load_tissue("colon")
     camera = load_camera("spectrocam8")

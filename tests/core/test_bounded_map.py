@@ -43,12 +43,12 @@ def test_probit_is_the_normal_quantile_and_the_logit_is_not():
 def test_a_uniform_prior_becomes_a_standard_normal_under_the_probit_only():
     g = 0.8 + 0.15 * torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x = torch.stack([g * 0 + 0.5, g, g * 0 + 2.0, g * 0], dim=1)
+    opened = {m: BoundedTransform(LOW, HIGH, m)(x)[:, 1] for m in ("probit", "logit")}
     for bounded_map, kurtosis in (("probit", 0.0), ("logit", 1.2)):  # logistic: excess kurtosis 6/5
-        u = BoundedTransform(LOW, HIGH, bounded_map)(x)[:, 1]
+        u = opened[bounded_map]
         k = float(((u - u.mean()) ** 4).mean() / u.var() ** 2 - 3)
         assert abs(k - kurtosis) < 0.05, (bounded_map, k)
-    probit = BoundedTransform(LOW, HIGH, "probit")(x)[:5000, 1].numpy()
-    assert stats.kstest(probit, "norm").pvalue > 1e-3
+    assert stats.kstest(opened["probit"][:5000].numpy(), "norm").pvalue > 1e-3
 
 
 def test_unknown_maps_are_refused():
@@ -88,17 +88,10 @@ def test_bundle_keeps_the_map_and_old_cards_read_as_logit(fake_dataset, tmp_path
 
 def test_the_predicted_cost_of_a_gaussian_rendering_matches_a_simulation():
     """benchmarks/inn_latent_check.py's closed form against drawing it: uniform truths, logit draws N(0, π²/3)."""
-    import importlib.util
-    import sys
-
     import numpy as np
+    from conftest import load_repo_script
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "inn_latent_check.py"
-    spec = importlib.util.spec_from_file_location("inn_latent_check", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("inn_latent_check", module)
-    spec.loader.exec_module(module)
-    median_abs, at68 = module.gaussian_rendering_of_logistic()
+    median_abs, at68 = load_repo_script("benchmarks/inn_latent_check.py").gaussian_rendering_of_logistic()
     rng = np.random.default_rng(0)
     draws = 1 / (1 + np.exp(-rng.normal(0.0, math.pi / math.sqrt(3), 400_000)))
     truths = rng.random(400_000)

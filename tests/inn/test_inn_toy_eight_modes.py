@@ -7,29 +7,16 @@ gives 98.9 % within 3σ and equal shares: 25 %, 50 % or 100 %). Slow: trains two
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-
-_BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "toy_eight_modes.py"
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("toy_eight_modes", _BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("toy_eight_modes", module)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_repo_script
 
 
 @pytest.fixture(scope="module")
 def toy():
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield _load_benchmark()
+    yield load_repo_script("benchmarks/toy_eight_modes.py")
     torch.set_num_threads(previous)
 
 
